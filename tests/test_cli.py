@@ -1,0 +1,75 @@
+"""The command line every lab shares: fast --help, backend choice, one-line errors."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from kcourse import cli
+
+FRAMEWORKS = ("keras", "jax", "torch", "tensorflow")
+
+
+def run_python(*args, env=None):
+    env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_help_is_fast_and_imports_no_framework():
+    start = time.perf_counter()
+    result = run_python("-m", "kcourse.tasks.mnist", "--help")
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0, result.stderr
+    assert "--backend" in result.stdout and "--quick" in result.stdout and "--out" in result.stdout
+    assert elapsed < 2.0, f"--help took {elapsed:.2f} s"
+
+    probe = (
+        "import sys\n"
+        "from kcourse.tasks import mnist\n"
+        "try:\n    mnist.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"print([m for m in {FRAMEWORKS!r} if m in sys.modules])"
+    )
+    result = run_python("-c", probe)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
+
+
+def test_unknown_backend_is_a_one_line_error():
+    result = run_python("-m", "kcourse.tasks.mnist", "--backend", "mxnet")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: unknown backend 'mxnet': choose one of jax, torch, tensorflow"
+
+    result = run_python("-m", "kcourse.tasks.mnist", env={"KERAS_BACKEND": "theano"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: unknown backend 'theano': choose one of jax, torch, tensorflow"]
+
+
+def test_backend_that_is_not_installed_is_a_one_line_error():
+    probe = (
+        "import importlib.util, sys\n"
+        "importlib.util.find_spec = lambda name, *a: None  # pretend nothing is installed\n"
+        "from kcourse import cli\n"
+        "cli.run(lambda argv: cli.use_backend('torch'))\n"
+    )
+    result = run_python("-c", probe)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: backend 'torch' is not installed"), lines
+
+
+def test_switching_backend_after_keras_import_is_refused(backend):
+    other = next(b for b in cli.BACKENDS if b != backend)
+    assert cli.use_backend(backend) == backend
+    with pytest.raises(cli.LabError, match=f"already imported with the {backend} backend"):
+        cli.use_backend(other)
+
+
+def test_kcourse_lists_labs_backend_devices_and_versions(backend):
+    result = run_python("-m", "kcourse", env={"KERAS_BACKEND": backend})
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "mnist" in out and "TP3" in out
+    assert f"backend: {backend}" in out
+    assert "devices: " in out and "cpu" in out
+    assert "keras 3." in out
