@@ -2,7 +2,8 @@
 
 - matplotlib draws off-screen (Agg);
 - an autouse fixture seeds Python, NumPy and Keras before every test;
-- any attempt to open a network connection fails the test: tests make their own data.
+- any attempt to open a network connection is refused, and fails the test unless
+  it is marked `offline` (it checks a lab's fallback to embedded data).
 """
 
 import os
@@ -22,19 +23,38 @@ import pytest
 
 
 class NetworkBlocked(OSError):
-    """Raised by any socket connection a test attempts."""
+    """Raised by any connection a test attempts: tests make their own data."""
+
+
+_attempts = []
 
 
 def _refuse(*args, **kwargs):
+    _attempts.append(args[1] if args and isinstance(args[0], socket.socket) else args[:2])
     raise NetworkBlocked("tests must not reach the network")
 
 
+# Blocked for the whole session (module-scoped fixtures included), not per test.
+socket.socket.connect = socket.socket.connect_ex = _refuse
+socket.create_connection = socket.getaddrinfo = _refuse
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "offline: the test exercises a lab's offline fallback; its refused downloads are expected"
+    )
+
+
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    monkeypatch.setattr(socket.socket, "connect", _refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", _refuse)
-    monkeypatch.setattr(socket, "create_connection", _refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", _refuse)
+def no_network(request):
+    """Any test that tries to open a connection fails, unless marked `offline`."""
+    _attempts.clear()
+    yield
+    if _attempts and request.node.get_closest_marker("offline") is None:
+        pytest.fail(
+            f"the test tried to reach the network ({_attempts[0]}); tests make their own data "
+            "(mark it @pytest.mark.offline if it checks a lab's offline fallback)"
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -47,12 +47,14 @@ def quick_run(tmp_path_factory):
     return run, stderr.getvalue()
 
 
+@pytest.mark.offline
 def test_offline_run_says_so_in_one_line(quick_run):
     _, stderr = quick_run
     notices = [line for line in stderr.splitlines() if line.startswith("offline:")]
     assert notices == ["offline: could not download MNIST; using scikit-learn's embedded 8x8 digits instead"]
 
 
+@pytest.mark.offline
 def test_run_folder_holds_what_a_student_hands_in(quick_run, backend):
     run, _ = quick_run
     files = {p.name for p in run.path.iterdir()}
@@ -74,6 +76,7 @@ def test_run_folder_holds_what_a_student_hands_in(quick_run, backend):
         assert run.file(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.offline
 def test_existing_run_folder_is_never_overwritten(quick_run):
     run, _ = quick_run
     with pytest.raises(cli.LabError, match="already exists and is not empty"):
