@@ -37,6 +37,9 @@ class EpochTimer(keras.callbacks.Callback):
 def epoch_time_on(device, build_model, x, y, batch_size):
     """Seconds for one compiled training epoch of a fresh `build_model()` on `device`.
 
+    `device` as keras.device takes it: "cpu", "gpu:0"... (plain "cpu", since
+    torch's backend loses its gradients under "cpu:0").
+
     Two epochs run; the second is timed so that compilation is left out.
     """
     with keras.device(device):

@@ -37,6 +37,13 @@ def test_cnn_beats_mlp_on_embedded_digits():
     assert accuracy["cnn"] > accuracy["mlp"], accuracy  # ...and the shared filters win
 
 
+def test_cpu_speedup_times_the_same_epoch_on_the_cpu():
+    (x_train, y_train), test = mnist.load_data("digits")[0]
+    data = ((x_train[:256], y_train[:256]), test)
+    speedup = mnist.cpu_speedup("mlp", data, batch_size=64, device_epoch_seconds=1.0)
+    assert 0.0 < speedup < 60.0  # here the "accelerator" time is a made-up second
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     """`python -m kcourse.tasks.mnist --quick` offline (the conftest blocks the network)."""

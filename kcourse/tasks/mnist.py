@@ -202,7 +202,7 @@ def cpu_speedup(name, data, batch_size, device_epoch_seconds, learning_rate=1e-3
     from kcourse.training import epoch_time_on
 
     (x_train, y_train), _ = data
-    cpu_seconds = epoch_time_on("cpu:0", lambda: build_model(name, learning_rate), x_train, y_train, batch_size)
+    cpu_seconds = epoch_time_on("cpu", lambda: build_model(name, learning_rate), x_train, y_train, batch_size)
     return cpu_seconds / device_epoch_seconds
 
 
