@@ -1,0 +1,462 @@
+"""TP4 part 1, steps 1-2: Word2Vec skip-gram with negative sampling on the synthetic corpus.
+
+Step 1 builds the course's corpus (20,000 sentences about countries, capitals,
+currencies and family words), tokenizes it and prints the vocabulary size,
+the token counts with and without case/punctuation sensitivity and the class
+balance of the European-country task. Step 2 trains the `SkipGram` layer
+(input vectors u, output vectors v) on (centre, context) pairs from a window
+of +-2 words, with 5 negatives per pair drawn from unigram^0.75, frequent
+words subsampled (t=1e-3) and pairs and negatives re-drawn at every epoch.
+
+    python -m kcourse.tasks.word2vec                  # 20,000 sentences, 5 epochs
+    python -m kcourse.tasks.word2vec --quick          # a smoke run in seconds
+    python -m kcourse.tasks.word2vec --lr 0.01 --lr 0.001   # two learning rates, one figure
+    python -m kcourse.tasks.word2vec --probe paris --analogy king queen man
+
+Which metric evaluates the embeddings? Two answer different questions.
+Cosine similarity of input vectors (u.u) groups words that fill the same
+slots: a capital's nearest neighbours are the other capitals, because every
+capital appears in the same templates. The co-occurrence score u_w . v_x
+(input vector against output vector) is what skip-gram actually fits: it is
+high when x appears near w, so a capital's own country comes first. Analogies
+(b - a + c) need relations that the corpus repeats with many different
+words: the family pairs (king:queen::actor:actress) are right most of the
+time, capital analogies (paris - france + japan = tokyo) almost never, since
+each country/capital pair is a relation of its own, seen only through co-occurrence.
+
+The run folder gets config.json, history CSVs, metrics.json, the loss curve,
+the 2-D PCA projection, `embeddings.npz` (`vectors`, `words`, `output_vectors`),
+which `python -m kcourse.tasks.transformer --embeddings PATH` loads.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kcourse import cli, text
+
+PROBES = ("paris", "france", "euro", "king", "doctor")
+CATEGORIES = {
+    "country": list(text.COUNTRIES),
+    "capital": [d["capital"] for d in text.COUNTRIES.values()],
+    "currency": sorted({d["currency"] for d in text.COUNTRIES.values()}),
+    "family": sorted({w for t in text.FAMILY for w in t}),
+    "profession": text.PROFESSIONS,
+    "connector": text.CONNECTORS,
+}
+
+
+# ---------------------------------------------------------------- step 1: corpus
+def load_corpus(n_sentences=20_000, seed=0, min_freq=1):
+    """The corpus, its token lists and the vocabulary built on them."""
+    corpus = text.build_synthetic_corpus(n_sentences, seed)
+    tokens = [text.tokenize(s) for s in corpus]
+    vocab = text.Vocabulary.build(tokens, min_freq=min_freq)
+    return corpus, tokens, vocab
+
+
+def corpus_stats(corpus, vocab):
+    """The figures step 1 asks for: vocabulary, token counts under each tokenizer, class balance."""
+    stats = {"sentences": len(corpus), "vocabulary (with 3 special tokens)": len(vocab)}
+    for lower in (True, False):
+        for strip in (True, False):
+            n, distinct = text.token_counts(corpus, lower, strip)
+            key = f"{'lower' if lower else 'cased'}, {'punct stripped' if strip else 'punct kept'}"
+            stats[f"tokens ({key})"] = n
+            stats[f"distinct tokens ({key})"] = distinct
+    positives = sum(text.label_from_sentence(s) for s in corpus)
+    stats["European-country sentences"] = positives
+    stats["European share"] = positives / max(len(corpus), 1)
+    return stats
+
+
+def encode_corpus(tokens, vocab):
+    """The corpus as one flat id array and the sentence index of each token."""
+    ids = [vocab.encode(t) for t in tokens]
+    lengths = np.array([len(t) for t in ids])
+    flat = np.concatenate(ids).astype("int32") if ids else np.zeros(0, "int32")
+    return flat, np.repeat(np.arange(len(ids)), lengths)
+
+
+# ---------------------------------------------------------------- step 2: pairs and negatives
+def skipgram_pairs(flat, sentence, window=2, rng=None, shrink_window=True):
+    """(centre, context) pairs within `window` words, never across sentences; vectorised.
+
+    With `shrink_window` (word2vec's and gensim's habit) each centre word uses
+    a window drawn uniformly in 1..window, so near words count more.
+    Returns `centers (N,)` and `contexts (N,)`, shuffled if `rng` is given.
+    """
+    if window < 1:
+        raise cli.LabError(f"--window must be at least 1, got {window}")
+    rng = rng or np.random.default_rng(0)
+    reach = rng.integers(1, window + 1, size=len(flat)) if shrink_window else np.full(len(flat), window)
+    centers, contexts = [], []
+    for d in range(1, window + 1):
+        same = sentence[:-d] == sentence[d:]  # tokens i and i+d in one sentence
+        forward = same & (reach[:-d] >= d)  # centre i, context i+d
+        backward = same & (reach[d:] >= d)  # centre i+d, context i
+        centers += [flat[:-d][forward], flat[d:][backward]]
+        contexts += [flat[d:][forward], flat[:-d][backward]]
+    centers, contexts = np.concatenate(centers), np.concatenate(contexts)
+    order = rng.permutation(len(centers))
+    return centers[order], contexts[order]
+
+
+def subsample(flat, sentence, counts, sample, rng):
+    """Drop frequent tokens with word2vec's keep probability (sqrt(f/t) + 1) t/f; `sample=0` keeps all."""
+    if not sample:
+        return flat, sentence
+    freq = counts / max(counts.sum(), 1)
+    keep_p = np.minimum(1.0, (np.sqrt(freq / sample) + 1) * sample / np.maximum(freq, 1e-12))
+    keep = rng.random(len(flat)) < keep_p[flat]
+    return flat[keep], sentence[keep]
+
+
+def noise_distribution(counts, power=0.75):
+    """unigram^power, normalised; the special tokens (never seen) get probability 0."""
+    p = np.asarray(counts, "float64") ** power
+    return p / p.sum()
+
+
+def sample_negatives(p_noise, shape, rng):
+    """Word ids drawn from `p_noise`, vectorised (inverse CDF)."""
+    cdf = np.cumsum(p_noise)
+    draws = np.searchsorted(cdf, rng.random(shape) * cdf[-1], side="right")
+    return np.minimum(draws, len(p_noise) - 1).astype("int32")
+
+
+def epoch_data(flat, sentence, counts, window=2, negatives=5, sample=1e-3, rng=None):
+    """One epoch's inputs for the SkipGram model: {"center" (N,), "pos" (N, 1), "neg" (N, K)}."""
+    rng = rng or np.random.default_rng(0)
+    kept, kept_sentence = subsample(flat, sentence, counts, sample, rng)
+    centers, contexts = skipgram_pairs(kept, kept_sentence, window, rng)
+    neg = sample_negatives(noise_distribution(counts), (len(centers), negatives), rng)
+    return {"center": centers.astype("int32"), "pos": contexts[:, None].astype("int32"), "neg": neg}
+
+
+# ---------------------------------------------------------------- model and training
+def build_model(vocab_size, dim=50, negatives=5, learning_rate=0.01):
+    """A functional model around `SkipGram`, compiled with Adam (the loss comes from add_loss)."""
+    import keras
+
+    from kcourse.layers import SkipGram
+
+    inputs = {
+        "center": keras.Input((), dtype="int32", name="center"),
+        "pos": keras.Input((1,), dtype="int32", name="pos"),
+        "neg": keras.Input((negatives,), dtype="int32", name="neg"),
+    }
+    skip_gram = SkipGram(vocab_size, dim, name="skip_gram")
+    model = keras.Model(inputs, skip_gram(inputs), name="skip_gram_ns")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    return model
+
+
+def train(model, flat, sentence, counts, epochs=5, batch_size=1024, window=2, negatives=5, sample=1e-3,
+          seed=0, callbacks=(), verbose="auto"):
+    """`fit` one epoch at a time, each on freshly drawn pairs and negatives.
+
+    Returns the per-epoch history dict, the per-batch loss curve (epochs as
+    x, loss as y), and {"pairs": pairs per epoch, "seconds": training seconds per epoch}.
+    """
+    import keras
+
+    rng = np.random.default_rng(seed)
+    batch_losses = _batch_loss_callback()
+    history, pairs, seconds = {}, [], []
+    for epoch in range(epochs):
+        x = epoch_data(flat, sentence, counts, window, negatives, sample, rng)
+        batch_losses.steps = -(-len(x["center"]) // batch_size)
+        start = time.perf_counter()
+        h = model.fit(x, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
+                      callbacks=[batch_losses, *callbacks], verbose=verbose)
+        seconds.append(time.perf_counter() - start)
+        pairs.append(len(x["center"]))
+        for key, values in h.history.items():
+            history.setdefault(key, []).extend(values)
+        for callback in callbacks:  # later epochs append to the same CSV
+            if isinstance(callback, keras.callbacks.CSVLogger):
+                callback.append = True
+    return history, np.array(batch_losses.curve), {"pairs": pairs, "seconds": seconds}
+
+
+def _batch_loss_callback():
+    import keras
+
+    class _BatchLoss(keras.callbacks.Callback):
+        """The loss of each batch, recovered from Keras' running mean over the epoch."""
+
+        def __init__(self):
+            super().__init__()
+            self.curve, self.steps, self._epoch, self._mean = [], 1, 0, 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch, self._mean = epoch, 0.0
+
+        def on_train_batch_end(self, batch, logs=None):
+            mean = float(logs["loss"])
+            self.curve.append((self._epoch + (batch + 1) / self.steps, (batch + 1) * mean - batch * self._mean))
+            self._mean = mean
+
+    return _BatchLoss()
+
+
+def skip_gram_layer(model):
+    return model.get_layer("skip_gram")
+
+
+def mean_norm(vectors, vocab):
+    """Mean L2 norm of the word vectors (special tokens left out)."""
+    return float(np.linalg.norm(vectors[len(text.SPECIALS):], axis=1).mean())
+
+
+# ---------------------------------------------------------------- evaluation
+def _unit(vectors):
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1, norms)
+
+
+def nearest(vectors, vocab, word, k=5):
+    """The k nearest words by cosine similarity of input vectors: [(word, cosine), ...]."""
+    unit = _unit(vectors)
+    scores = unit @ unit[vocab.id(word)]
+    scores[: len(text.SPECIALS)] = -np.inf
+    scores[vocab.id(word)] = -np.inf
+    return [(vocab.itos[i], float(scores[i])) for i in np.argsort(-scores)[:k]]
+
+
+def analogy(vectors, vocab, a, b, c, k=1):
+    """a : b :: c : ?  by 3CosAdd (b - a + c on unit vectors), the question words left out."""
+    for word in (a, b, c):
+        if word not in vocab:
+            raise cli.LabError(f"analogy {a}:{b}::{c}:? uses {word!r}, which is not in the vocabulary ({len(vocab)} words)")
+    unit = _unit(vectors)
+    ids = [vocab.id(w) for w in (a, b, c)]
+    scores = unit @ (unit[ids[1]] - unit[ids[0]] + unit[ids[2]])
+    scores[: len(text.SPECIALS)] = -np.inf
+    scores[ids] = -np.inf
+    best = np.argsort(-scores)[:k]
+    return vocab.itos[best[0]] if k == 1 else [vocab.itos[i] for i in best]
+
+
+def analogy_questions():
+    """The corpus's own relations: {"family": 12 questions, "capital": 90}, each (a, b, c, expected).
+
+    Every ordered pair of different (male, female) family pairs (king:queen::actor:actress)
+    and of different (country, capital) pairs (france:paris::japan:tokyo).
+    """
+    family = [(t[0], t[1]) for t in text.FAMILY]
+    capital = [(c, d["capital"]) for c, d in text.COUNTRIES.items()]
+    return {
+        name: [(a, b, c, d) for (a, b) in pairs for (c, d) in pairs if (a, b) != (c, d)]
+        for name, pairs in (("family", family), ("capital", capital))
+    }
+
+
+def analogy_accuracy(vectors, vocab, questions):
+    """(number right, number asked, the wrong answers as 'a:b::c:got (expected)')."""
+    wrong = []
+    for a, b, c, d in questions:
+        got = analogy(vectors, vocab, a, b, c)
+        if got != d:
+            wrong.append(f"{a}:{b}::{c}:{got} ({d})")
+    return len(questions) - len(wrong), len(questions), wrong
+
+
+def cooccurrence_countries(in_vectors, out_vectors, vocab):
+    """For each capital, the countries ranked by u_capital . v_country: {capital: [(country, score), ...]}."""
+    countries = list(text.COUNTRIES)
+    v = out_vectors[[vocab.id(c) for c in countries]]  # (10, D)
+    ranking = {}
+    for d in text.COUNTRIES.values():
+        scores = v @ in_vectors[vocab.id(d["capital"])]
+        ranking[d["capital"]] = [(countries[i], float(scores[i])) for i in np.argsort(-scores)]
+    return ranking
+
+
+def evaluate(in_vectors, out_vectors, vocab, probes=PROBES, extra_analogies=()):
+    """Every figure of step 2 on one pair of tables (raw, not normalised, vectors)."""
+    questions = analogy_questions()
+    family = analogy_accuracy(in_vectors, vocab, questions["family"])
+    capital = analogy_accuracy(in_vectors, vocab, questions["capital"])
+    ranking = cooccurrence_countries(in_vectors, out_vectors, vocab)
+    own_first = sum(ranking[d["capital"]][0][0] == c for c, d in text.COUNTRIES.items())
+    capitals = CATEGORIES["capital"]
+    neighbours_of_capitals = [w for cap in capitals for w, _ in nearest(in_vectors, vocab, cap, k=5)]
+    return {
+        "family analogies": family[0],
+        "family asked": family[1],
+        "capital analogies": capital[0],
+        "capital asked": capital[1],
+        "own country first by u.v": own_first,
+        "capitals": len(capitals),
+        "capital neighbours that are capitals": sum(w in capitals for w in neighbours_of_capitals) / len(neighbours_of_capitals),
+        "neighbours": {w: nearest(in_vectors, vocab, w) for w in probes},
+        "u.v countries of capitals": {cap: r[:3] for cap, r in ranking.items()},
+        "analogies asked": {f"{a}:{b}::{c}:?": analogy(in_vectors, vocab, a, b, c) for a, b, c in extra_analogies},
+        "family wrong": family[2],
+        "capital right": [q for q in questions["capital"] if analogy(in_vectors, vocab, *q[:3]) == q[3]],
+    }
+
+
+# ---------------------------------------------------------------- figures and files
+def loss_figure(curves):
+    """Per-batch loss (smoothed) against epochs, one line per learning rate."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for i, (label, curve) in enumerate(curves.items()):
+        if len(curve) == 0:
+            continue
+        width = max(1, len(curve) // 100)
+        smooth = np.convolve(curve[:, 1], np.ones(width) / width, mode="valid")
+        ax.plot(curve[width - 1 :, 0], smooth, color=f"C{i}", label=label)
+    ax.set(xlabel="epoch", ylabel="loss per pair", title="skip-gram NS loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def projection_figure(vectors, vocab, title="word vectors, PCA 2-D"):
+    """The corpus's content words projected on their first two principal components."""
+    import matplotlib.pyplot as plt
+    from sklearn.decomposition import PCA
+
+    words = [w for ws in CATEGORIES.values() for w in ws if w in vocab]
+    xy = PCA(2).fit_transform(_unit(vectors[[vocab.id(w) for w in words]]))
+    fig, ax = plt.subplots(figsize=(7, 6))
+    for i, (category, members) in enumerate(CATEGORIES.items()):
+        idx = [k for k, w in enumerate(words) if w in members]
+        ax.scatter(xy[idx, 0], xy[idx, 1], color=f"C{i}", label=category, s=18)
+        for k in idx:
+            ax.annotate(words[k], xy[k], fontsize=7, xytext=(2, 2), textcoords="offset points")
+    ax.set(title=title, xlabel="PC 1", ylabel="PC 2")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def save_embeddings(path, in_vectors, out_vectors, vocab):
+    np.savez(path, vectors=in_vectors, output_vectors=out_vectors, words=np.array(vocab.itos))
+
+
+def load_embeddings(path):
+    """(vectors (V, D), Vocabulary) from an `embeddings.npz` this lab wrote; bad files are LabErrors."""
+    path = Path(path)
+    expected = "an embeddings.npz written by kcourse.tasks.word2vec (arrays 'vectors' (V, D) and 'words' (V,))"
+    if not path.is_file():
+        raise cli.LabError(f"--embeddings {path}: no such file; expected {expected}")
+    try:
+        with np.load(path) as f:
+            vectors, words = f["vectors"], f["words"]
+    except Exception as error:
+        raise cli.LabError(f"--embeddings {path}: not readable ({type(error).__name__}: {error}); expected {expected}") from None
+    if vectors.ndim != 2 or words.ndim != 1 or len(words) != len(vectors):
+        raise cli.LabError(f"--embeddings {path}: got vectors {vectors.shape} and words {words.shape}; expected {expected}")
+    return vectors.astype("float32"), text.Vocabulary.from_words(words)
+
+
+# ---------------------------------------------------------------- the lab
+def main(argv=None):
+    parser = cli.lab_parser(__doc__, epochs=5, batch_size=1024)
+    parser.add_argument("--sentences", type=int, default=20_000, help="corpus size (default: %(default)s)")
+    parser.add_argument("--min-freq", type=int, default=1, help="vocabulary filter (default: %(default)s)")
+    parser.add_argument("--dim", type=int, default=50, help="embedding width (default: %(default)s)")
+    parser.add_argument("--window", type=int, default=2, help="context words each side (default: %(default)s)")
+    parser.add_argument("--negatives", type=int, default=5, help="negatives per pair, K (default: %(default)s)")
+    parser.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold t, 0 = off (default: %(default)s)")
+    parser.add_argument("--lr", type=float, action="append", help="Adam learning rate; give it twice to compare (default: 0.01)")
+    parser.add_argument("--probe", action="append", help=f"word whose neighbours to list (default: {' '.join(PROBES)})")
+    parser.add_argument("--analogy", nargs=3, action="append", metavar=("A", "B", "C"), help="solve A:B::C:?")
+    args = parser.parse_args(argv)
+    args.lr = args.lr or [0.01]
+    if args.quick:
+        args.epochs, args.sentences = min(args.epochs, 1), min(args.sentences, 2000)
+    backend = cli.use_backend(args.backend)
+
+    corpus, tokens, vocab = load_corpus(args.sentences, args.seed, args.min_freq)
+    probes = args.probe or [w for w in PROBES if w in vocab]
+    for word in probes:
+        vocab.id(word)  # an unknown probe stops the lab before training
+    for a, b, c in args.analogy or []:
+        analogy(np.zeros((len(vocab), 1)), vocab, a, b, c)
+
+    import keras
+
+    from kcourse.runs import Run
+
+    keras.utils.set_random_seed(args.seed)
+    run = Run("word2vec", vars(args), out=args.out)
+    stats = corpus_stats(corpus, vocab)
+    print("step 1, the corpus:")
+    for key, value in stats.items():
+        print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value:,}")
+    print(f"  OOV words map to {text.UNK} (id {vocab.unk_id}); min_freq={args.min_freq}")
+    run.save_metrics(corpus=stats)
+
+    flat, sentence = encode_corpus(tokens, vocab)
+    counts = np.bincount(flat, minlength=len(vocab)).astype("float64")
+    rows, curves, results = [], {}, {}
+    for i, lr in enumerate(args.lr):
+        name = f"lr={lr:g}"
+        keras.utils.set_random_seed(args.seed)
+        model = build_model(len(vocab), args.dim, args.negatives, lr)
+        layer = skip_gram_layer(model)
+        norm_before = mean_norm(layer.embeddings(normalize=False), vocab)
+        print(f"\n{name}: {model.count_params():,} parameters, {len(flat):,} corpus words")
+        logger = run.csv_logger("history" if len(args.lr) == 1 else f"history_lr{i + 1}")
+        history, curves[name], speed = train(
+            model, flat, sentence, counts, args.epochs, args.batch_size, args.window, args.negatives,
+            args.sample, args.seed, callbacks=[logger],
+        )
+        in_vectors, out_vectors = layer.embeddings(normalize=False), layer.output_embeddings()
+        result = evaluate(in_vectors, out_vectors, vocab, probes, args.analogy or [])
+        later = slice(1, None) if len(speed["seconds"]) > 1 else slice(None)  # compilation left out
+        seconds = float(np.mean(speed["seconds"][later]))
+        row = {
+            "lr": lr,
+            "loss": float(history["loss"][-1]),
+            "|u| before": norm_before,
+            "|u| after": mean_norm(in_vectors, vocab),
+            "family": f"{result['family analogies']}/{result['family asked']}",
+            "capital": f"{result['capital analogies']}/{result['capital asked']}",
+            "u.v own": f"{result['own country first by u.v']}/{result['capitals']}",
+            "cos caps": result["capital neighbours that are capitals"],
+            "pairs/s": float(np.mean(speed["pairs"][later])) / seconds,
+            "words/s": len(flat) / seconds,
+            "s/epoch": seconds,
+        }
+        rows.append(row)
+        results[name] = result
+        run.save_metrics(**{name: {**row, **result, "loss": history["loss"]}})
+        if i == 0:
+            save_embeddings(run.file("embeddings.npz"), in_vectors, out_vectors, vocab)
+            run.savefig(projection_figure(in_vectors, vocab, f"word vectors, PCA 2-D ({name})"), "projection")
+
+    run.savefig(loss_figure(curves), "loss")
+    first = results[f"lr={args.lr[0]:g}"]
+    print("\nnearest neighbours by cosine (u.u):")
+    for word, near in first["neighbours"].items():
+        print(f"  {word:>10}: " + ", ".join(f"{w} {s:.2f}" for w, s in near))
+    print("countries of a capital by co-occurrence (u_capital . v_country):")
+    for cap, ranked in first["u.v countries of capitals"].items():
+        print(f"  {cap:>10}: " + ", ".join(f"{c} {s:.1f}" for c, s in ranked))
+    for question, answer in first["analogies asked"].items():
+        print(f"  {question} {answer}")
+    print(
+        "columns: family / capital = analogies right (3CosAdd); u.v own = capitals whose own country "
+        "scores first by u_capital . v_country; cos caps = share of capitals among the 5 nearest "
+        "cosine neighbours of each capital; |u| = mean norm of the input vectors.\n"
+        "reading: cosine neighbours group words by the slots they fill (capitals with capitals); "
+        "u.v scores co-occurrence (a capital with its own country); analogies work for relations the "
+        "corpus repeats across words (family), not for one-off pairs (capitals)."
+    )
+    run.save_table("summary", rows)
+    run.print_summary(f"Word2Vec skip-gram NS ({args.sentences:,} sentences, {backend})", rows)
+    return run
+
+
+if __name__ == "__main__":
+    cli.run(main)
