@@ -1,0 +1,262 @@
+"""Image folders to NumPy, an embedded two-class set, and the augmentation pipeline.
+
+Shared by the labs that classify photos (TP3 II fine-tuning, TP4's ViT):
+
+    data = load_image_folder("hymenoptera_data", image_size=224)
+    data.x_train   # (N, S, S, 3) float32 in [0, 255], S = load_size(224) = 256
+    augment = augmentation(224, flip="horizontal", rotation=0.05)
+    augment(data.x_train[:8], training=True)   # (8, 224, 224, 3)
+
+Two folder layouts are read: `root/train/<class>/*.jpg` with `root/val/<class>/*.jpg`,
+or `root/<class>/*.jpg` split with `val_split`. Images are resized (shorter
+side) and centre-cropped to a square a little larger than the model's input,
+so that a random crop of `image_size` is left to augmentation (the PyTorch
+tutorial's Resize(256) / CenterCrop(224)). Files that are not readable images
+are skipped with one warning listing them; a missing folder, an empty class or
+a single class is a one-line `cli.LabError`.
+"""
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kcourse import cli
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # of RGB in [0, 1]: what ImageNet presets expect
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class ImageData:
+    """Images (N, S, S, 3) float32 in [0, 255] and int32 labels, train and validation."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    class_names: list
+    name: str
+    skipped: list = field(default_factory=list)
+
+    def __repr__(self):
+        return (
+            f"ImageData({self.name!r}: {len(self.x_train)} train / {len(self.x_val)} val images "
+            f"{self.x_train.shape[1:]}, classes {self.class_names})"
+        )
+
+
+def load_size(image_size, crop_margin=0.125):
+    """The square side images are loaded at: `image_size` plus the margin random crops use."""
+    return int(round(image_size * (1 + crop_margin)))
+
+
+def layout_help(root):
+    return f"expected {root}/train/<class>/*.jpg and {root}/val/<class>/*.jpg, or {root}/<class>/*.jpg with --val-split"
+
+
+def read_image(path, size):
+    """One image as (size, size, 3) float32 in [0, 255]: shorter side resized, centre crop.
+
+    Returns None when the file is not a readable image.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")  # decodes the whole file: truncated JPEGs fail here
+    except Exception:
+        return None
+    width, height = image.size
+    scale = size / min(width, height)
+    new = (max(size, round(width * scale)), max(size, round(height * scale)))
+    image = image.resize(new, Image.BILINEAR)
+    left, top = (new[0] - size) // 2, (new[1] - size) // 2
+    image = image.crop((left, top, left + size, top + size))
+    return np.asarray(image, dtype="float32")
+
+
+def _class_folders(folder, root):
+    if not folder.is_dir():
+        raise cli.LabError(f"{folder}: no such folder; {layout_help(root)}")
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        found = f"only one class folder ({classes[0]})" if classes else "no class folder"
+        raise cli.LabError(f"{folder}: {found}, need at least two; {layout_help(root)}")
+    return classes
+
+
+def _read_class(folder, size, root, skipped, limit=None):
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    images = []
+    for path in files:
+        if limit is not None and len(images) >= limit:
+            break
+        image = read_image(path, size)
+        if image is None:
+            skipped.append(str(path))
+        else:
+            images.append(image)
+    if not images:
+        raise cli.LabError(f"{folder}: no readable images in this class folder; {layout_help(root)}")
+    return images
+
+
+def _read_split(folder, classes, size, root, skipped, limit=None):
+    x, y = [], []
+    for label, name in enumerate(classes):
+        if not (folder / name).is_dir():
+            raise cli.LabError(f"{folder / name}: no such folder (class {name!r} is in train/); {layout_help(root)}")
+        images = _read_class(folder / name, size, root, skipped, limit)
+        x += images
+        y += [label] * len(images)
+    return np.stack(x), np.asarray(y, "int32")
+
+
+def split(x, y, val_split, seed=0):
+    """A seeded split per class: about `val_split` of each class goes to validation."""
+    if not 0.0 < val_split < 1.0:
+        raise cli.LabError(f"--val-split {val_split}: must be between 0 and 1 (exclusive)")
+    rng = np.random.default_rng(seed)
+    val = np.zeros(len(y), bool)
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        n_val = int(round(len(members) * val_split)) if len(members) > 1 else 0
+        val[members[: max(n_val, 1 if len(members) > 1 else 0)]] = True
+    if not val.any():
+        raise cli.LabError("not enough images to hold any out for validation; add images or give a val/ folder")
+    return x[~val], y[~val], x[val], y[val]
+
+
+def load_image_folder(root, image_size=224, val_split=0.2, seed=0, crop_margin=0.125, max_per_class=None):
+    """Read an image folder into an ImageData (see the module docstring for the layouts).
+
+    Args:
+        root: `root/train/<class>` and `root/val/<class>`, or `root/<class>`.
+        image_size: the model's input side; images are loaded at
+            `load_size(image_size, crop_margin)`.
+        val_split: fraction of each class held out when there is no `val/` folder.
+        max_per_class: keep at most this many images per class and split (quick runs).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise cli.LabError(f"{root}: no such folder; {layout_help(root)}")
+    size, skipped = load_size(image_size, crop_margin), []
+    if (root / "train").is_dir():
+        classes = _class_folders(root / "train", root)
+        x_train, y_train = _read_split(root / "train", classes, size, root, skipped, max_per_class)
+        if (root / "val").is_dir():
+            x_val, y_val = _read_split(root / "val", classes, size, root, skipped, max_per_class)
+        else:
+            x_train, y_train, x_val, y_val = split(x_train, y_train, val_split, seed)
+    else:
+        classes = _class_folders(root, root)
+        x, y = _read_split(root, classes, size, root, skipped, max_per_class)
+        x_train, y_train, x_val, y_val = split(x, y, val_split, seed)
+    if skipped:
+        print(
+            f"warning: skipped {len(skipped)} file(s) that are not readable images: {', '.join(skipped)}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return ImageData(x_train, y_train, x_val, y_val, classes, str(root), skipped)
+
+
+def embedded_two_class(image_size=224, per_class=60, val_split=0.25, seed=0, crop_margin=0.125):
+    """Two classes cut from scikit-learn's two sample photos: china.jpg and flower.jpg.
+
+    Each image is a random square crop (a quarter to all of the photo's
+    height), flipped at random: a small real-photo set that needs no network.
+    Easy (two photos), so it checks that a pipeline works, not how good a model is.
+    """
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    photos = load_sample_images()
+    names = [Path(f).stem for f in photos.filenames]  # ['china', 'flower']
+    size, rng = load_size(image_size, crop_margin), np.random.default_rng(seed)
+    x, y = [], []
+    for label, photo in enumerate(photos.images):  # (427, 640, 3) uint8
+        height, width = photo.shape[:2]
+        for _ in range(per_class):
+            side = int(rng.integers(height // 4, height + 1))
+            top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
+            crop = Image.fromarray(photo[top : top + side, left : left + side]).resize((size, size), Image.BILINEAR)
+            crop = np.asarray(crop, "float32")
+            x.append(crop[:, ::-1] if rng.random() < 0.5 else crop)
+            y.append(label)
+    x_train, y_train, x_val, y_val = split(np.stack(x), np.asarray(y, "int32"), val_split, seed)
+    return ImageData(x_train, y_train, x_val, y_val, names, "embedded china/flower crops")
+
+
+def augmentation(image_size, crop=True, flip="horizontal", rotation=0.0, zoom=0.0, contrast=0.0, seed=0):
+    """The augmentation pipeline (course II.A): Keras preprocessing layers, active in training only.
+
+    Args:
+        image_size: output side. `crop=True`: a random `image_size` crop in
+            training, the centre crop at inference; `crop=False`: a resize.
+        flip: "horizontal", "vertical", "horizontal_and_vertical" or "none".
+        rotation: the largest rotation, as a fraction of a full turn (0.05 = 18 degrees).
+        zoom: the largest zoom in or out, as a fraction of the side.
+        contrast: the largest contrast change, as a fraction.
+
+    Returns:
+        a keras.Sequential (B, S, S, 3) -> (B, image_size, image_size, 3), values kept in [0, 255].
+    """
+    import keras
+    from keras import layers
+
+    flips = ("horizontal", "vertical", "horizontal_and_vertical", "none")
+    if flip not in flips:
+        raise cli.LabError(f"--flip {flip!r}: choose one of {', '.join(flips)}")
+    for name, value in (("rotation", rotation), ("zoom", zoom), ("contrast", contrast)):
+        if not 0.0 <= value < 1.0:
+            raise cli.LabError(f"--{name} {value}: must be in [0, 1)")
+    if crop:  # a random window in training; RandomCrop passes images through at inference, so centre-crop
+        steps = [layers.RandomCrop(image_size, image_size, seed=seed), layers.CenterCrop(image_size, image_size)]
+    else:
+        steps = [layers.Resizing(image_size, image_size)]
+    if flip != "none":
+        steps.append(layers.RandomFlip(flip, seed=seed + 1))
+    if rotation:
+        steps.append(layers.RandomRotation(rotation, fill_mode="reflect", seed=seed + 2))
+    if zoom:
+        steps.append(layers.RandomZoom(zoom, fill_mode="reflect", seed=seed + 3))
+    if contrast:
+        steps.append(layers.RandomContrast(contrast, value_range=(0, 255), seed=seed + 4))
+    return keras.Sequential(steps, name="augmentation")
+
+
+def imagenet_normalization():
+    """(x / 255 - mean) / std per channel, as ImageNet-pretrained presets expect."""
+    from keras import layers
+
+    mean = [255.0 * m for m in IMAGENET_MEAN]
+    variance = [(255.0 * s) ** 2 for s in IMAGENET_STD]
+    return layers.Normalization(mean=mean, variance=variance, name="imagenet_normalization")
+
+
+def augmented_samples(images, augment, copies=4):
+    """Each of `images` followed by `copies` augmented versions: (N * (1 + copies), S, S, 3) in [0, 1]."""
+    from keras import ops
+
+    rows = []
+    for image in images:
+        batch = np.repeat(image[None], copies, axis=0)
+        shown = ops.convert_to_numpy(augment(batch, training=True))
+        original = ops.convert_to_numpy(augment(image[None], training=False))
+        rows += [original[0], *shown]
+    return np.clip(np.stack(rows) / 255.0, 0.0, 1.0)
+
+
+def augmentation_figure(images, augment, class_names=None, labels=None, copies=4):
+    """A grid: per row, one image (as the model sees it at inference) and `copies` augmented versions."""
+    from kcourse import plots
+
+    grid = augmented_samples(images, augment, copies)
+    titles = []
+    for i in range(len(images)):
+        name = class_names[labels[i]] if class_names is not None and labels is not None else f"image {i}"
+        titles += [name] + [f"augmented {k + 1}" for k in range(copies)]
+    return plots.image_grid(grid, titles, ncols=1 + copies)
