@@ -6,8 +6,10 @@
   it is marked `offline` (it checks a lab's fallback to embedded data).
 """
 
+import atexit
 import os
 import random
+import shutil
 import socket
 import tempfile
 
@@ -17,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # A fresh, empty keras cache: a dataset or preset downloaded on this machine
 # must not hide what a lab does offline.
 os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="kcourse-keras-home-")
+atexit.register(shutil.rmtree, os.environ["KERAS_HOME"], ignore_errors=True)
 
 import numpy as np
 import pytest
