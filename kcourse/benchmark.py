@@ -123,8 +123,9 @@ def main(argv=None):
             print(f"{backend}: failed ({last})", file=sys.stderr)
         rows += results
 
-    from rich.console import Console
     from rich.table import Table
+
+    from kcourse.runs import console
 
     table = Table(title=f"one training step, batch {args.batch_size}, float32 matmuls")
     for key in ("model", "backend", "device", "first epoch s", "ms / step", "samples / s", "peak RSS MiB"):
@@ -132,7 +133,7 @@ def main(argv=None):
     for row in sorted(rows, key=lambda r: (r["model"], r["ms / step"])):
         table.add_row(row["model"], row["backend"], row["device"], f"{row['first epoch s']:.2f}",
                       f"{row['ms / step']:.2f}", f"{row['samples / s']:,.0f}", f"{row['peak RSS MiB']:,.0f}")
-    Console(width=max(Console().width, 110)).print(table)
+    console().print(table)
     return rows
 
 

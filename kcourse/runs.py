@@ -9,6 +9,7 @@
 
 import csv
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -83,7 +84,6 @@ class Run:
 
     def print_summary(self, title, rows):
         """Print rows (a list of dicts with the same keys) as a table, and where the run went."""
-        from rich.console import Console
         from rich.table import Table
 
         table = Table(title=title)
@@ -91,9 +91,16 @@ class Run:
             table.add_column(key, justify="right" if _is_number(rows[0][key]) else "left")
         for row in rows:
             table.add_row(*(_fmt(v) for v in row.values()))
-        console = Console()
-        console.print(table)
-        console.print(f"run folder: {self.path}")
+        out = console()
+        out.print(table)
+        out.print(f"run folder: {self.path}")
+
+
+def console():
+    """A rich Console; piped to a file or a log, wide enough that table headers are not cut."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _is_number(value):
