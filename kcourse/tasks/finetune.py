@@ -35,8 +35,10 @@ Offline, one line says so for each thing it could not download: without the
 images it trains on random crops of scikit-learn's two sample photos (a
 two-class set: china vs flower); without the preset it trains ResNet18 from
 random weights, and `--compare` (like `--compare --scratch`) then compares
-scratch with frozen random features (a fine-tuned run would repeat scratch). The run folder gets config.json, history_<model>.csv,
-metrics.json, summary.csv, augmentation.png and learning_curves.png.
+scratch with frozen random features (a fine-tuned run would repeat scratch).
+
+The run folder gets config.json, history_<model>.csv, metrics.json,
+summary.csv, augmentation.png and learning_curves.png.
 """
 
 from pathlib import Path
