@@ -11,11 +11,12 @@ across the image and wins with a quarter of the weights.
     python -m kcourse.tasks.mnist --data mnist.npz  # a local copy (keras' mnist.npz format)
 
 Offline, it says so in one line and trains on scikit-learn's 1,797 embedded
-8x8 digits, resized to 28x28. The run folder gets config.json, one history
-CSV per model, metrics.json, the learning curves, the CNN's confusion matrix
-and a grid of the digits it got wrong. The "GPU speed-up" exercise: the
-summary names the device trained on and, when an accelerator is visible,
-times the same epoch on the CPU.
+8x8 digits, resized and placed at random in 28x28 frames (ten times each).
+The run folder gets config.json, one history CSV per model, metrics.json,
+the learning curves, the CNN's confusion matrix and a grid of the digits it
+got wrong. The "GPU speed-up" exercise: the summary names the device
+trained on and, when an accelerator is visible, times the same epoch on the
+CPU.
 """
 
 from pathlib import Path
@@ -67,13 +68,15 @@ def load_data(source="auto", path=None, quick=False, seed=0):
     return ((prepare(x_train), np.asarray(y_train, "int32")), (prepare(x_test), np.asarray(y_test, "int32"))), name
 
 
-def embedded_digits(seed=0, test_fraction=0.2):
+def embedded_digits(seed=0, test_fraction=0.2, copies=10):
     """scikit-learn's 1,797 real 8x8 digits, made to look like MNIST.
 
     Each 0-16 image is resized to 20x20 and placed in a 28x28 frame of 0-255
     values, as MNIST's digits are, at a random offset of up to 4 pixels from
     the centre (seeded): handwriting never sits at exactly the same place, and
     this is where the CNN's shared filters beat the MLP's per-pixel weights.
+    Each digit is placed `copies` times at different offsets (14,370 train /
+    3,600 test images by default); the test digits are never seen in training.
     """
     from PIL import Image
     from sklearn.datasets import load_digits
@@ -82,14 +85,20 @@ def embedded_digits(seed=0, test_fraction=0.2):
     digits = load_digits()
     small = (digits.images * (255.0 / 16.0)).astype("uint8")  # (1797, 8, 8)
     big = np.stack([np.asarray(Image.fromarray(im).resize((20, 20), Image.BILINEAR)) for im in small])
-    images = np.zeros((len(big), 28, 28), "uint8")
-    shifts = np.random.default_rng(seed).integers(0, 9, size=(len(big), 2))  # offsets 0..8: +-4 px
-    for image, digit, (dy, dx) in zip(images, big, shifts):
-        image[dy : dy + 20, dx : dx + 20] = digit
-    x_train, x_test, y_train, y_test = train_test_split(
-        images, digits.target, test_size=test_fraction, random_state=seed, stratify=digits.target
+    train, test, y_train, y_test = train_test_split(
+        big, digits.target, test_size=test_fraction, random_state=seed, stratify=digits.target
     )
-    return (x_train, y_train), (x_test, y_test)
+    rng = np.random.default_rng(seed)
+
+    def place(digits_20, labels):  # (N, 20, 20) -> (N * copies, 28, 28), shuffled
+        order = rng.permutation(len(digits_20) * copies)
+        digits_20, labels = np.repeat(digits_20, copies, axis=0)[order], np.repeat(labels, copies)[order]
+        images = np.zeros((len(digits_20), 28, 28), "uint8")
+        for image, digit, (dy, dx) in zip(images, digits_20, rng.integers(0, 9, size=(len(images), 2))):
+            image[dy : dy + 20, dx : dx + 20] = digit  # offsets 0..8: +-4 px
+        return images, labels
+
+    return place(train, y_train), place(test, y_test)
 
 
 def _read_npz(path):
