@@ -1,6 +1,11 @@
-"""`python -m kcourse`: the labs, the backend, the devices it sees, the versions."""
+"""`python -m kcourse`: the labs, the backend, the devices it sees, the versions.
+
+    python -m kcourse                  # this overview
+    python -m kcourse mnist --quick    # the same as python -m kcourse.tasks.mnist --quick
+"""
 
 import ast
+import importlib
 import pkgutil
 import sys
 from pathlib import Path
@@ -19,8 +24,10 @@ def labs():
     return found
 
 
-def main(argv=None):
-    args = cli.lab_parser(__doc__, epochs=0, batch_size=0).parse_known_args(argv)[0]
+def overview(argv):
+    parser = cli.LabParser(prog="python -m kcourse", description=__doc__.strip().split("\n")[0])
+    parser.add_argument("--backend", help=f"Keras backend (default: $KERAS_BACKEND, else {cli.DEFAULT_BACKEND})")
+    args, _ = parser.parse_known_args(argv)
     print("kcourse labs (python -m kcourse.tasks.<lab> --help for options):")
     for name, title in sorted(labs().items()):
         print(f"  {name:<12} {title}")
@@ -29,6 +36,16 @@ def main(argv=None):
     print(f"devices: {', '.join(system.devices())}")
     print("versions: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in system.versions().items()))
     print(f"python: {sys.version.split()[0]} ({sys.executable})")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0].startswith("-"):
+        return overview(argv)
+    name, rest = argv[0], argv[1:]
+    if name not in labs():
+        raise cli.LabError(f"no lab named {name!r}: choose one of {', '.join(sorted(labs()))}")
+    return importlib.import_module(f"kcourse.tasks.{name}").main(rest)
 
 
 if __name__ == "__main__":

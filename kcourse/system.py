@@ -4,6 +4,8 @@ The one module that asks the frameworks directly, because the device list is
 a backend-specific fact (keras.distribution.list_devices covers JAX only).
 """
 
+import contextlib
+import os
 from importlib import metadata
 
 LIBRARIES = ("keras", "keras-hub", "jax", "torch", "tensorflow", "numpy")
@@ -18,6 +20,64 @@ def versions():
         except metadata.PackageNotFoundError:
             found[name] = None
     return found
+
+
+@contextlib.contextmanager
+def quiet_tensorflow():
+    """Hide what TensorFlow's C++ code writes to stderr while importing or probing devices.
+
+    TensorFlow >= 2.20 logs through absl before absl is initialised, so
+    TF_CPP_MIN_LOG_LEVEL no longer hides its oneDNN notice and CUDA probing
+    ("failed call to cuInit" on every CPU machine). A user who sets
+    TF_CPP_MIN_LOG_LEVEL themselves sees everything. Python errors still show.
+    """
+    import kcourse
+
+    if not kcourse.QUIET_TENSORFLOW:
+        yield
+        return
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved), os.close(devnull)
+
+
+def keep_tensorflow_out():
+    """On jax and torch, stop Keras from importing TensorFlow only to ask whether it is there.
+
+    `keras.utils.set_random_seed` and `.keras` saving test `tf.available`,
+    which imports TensorFlow (about 5 s, its start-up lines, and on a Colab
+    TPU TensorFlow can take the TPU from jax). Until something imports it,
+    Keras is told it is absent; `import_tensorflow()` and `keras_hub()` undo this.
+    """
+    import sys
+
+    from keras.src.utils import module_utils
+
+    if "tensorflow" not in sys.modules:
+        module_utils.tensorflow._available = False
+
+
+def import_tensorflow():
+    """`import tensorflow`, quietly, and visible to Keras again."""
+    with quiet_tensorflow():
+        import tensorflow
+
+    from keras.src.utils import module_utils
+
+    module_utils.tensorflow._available = None
+    return tensorflow
+
+
+def keras_hub():
+    """`import keras_hub` (about 7 s; it imports TensorFlow), quietly: only where a lab needs a preset."""
+    import_tensorflow()
+    import keras_hub
+
+    return keras_hub
 
 
 def devices():
@@ -35,9 +95,10 @@ def devices():
         gpus = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
         return gpus + ["cpu:0"]
     if backend == "tensorflow":
-        import tensorflow as tf
-
-        return [f"{d.device_type.lower()}:{i}" for i, d in enumerate(tf.config.list_logical_devices())]
+        tf = import_tensorflow()
+        with quiet_tensorflow():
+            found = tf.config.list_logical_devices()
+        return [f"{d.device_type.lower()}:{i}" for i, d in enumerate(found)]
     return ["cpu:0"]
 
 

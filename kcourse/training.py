@@ -1,4 +1,4 @@
-"""Training helpers every lab shares: epoch timing and the CPU-vs-accelerator speed-up."""
+"""Training helpers every lab shares: seeding, compiling, epoch timing, the CPU speed-up, data parallelism."""
 
 import time
 
@@ -6,15 +6,58 @@ import keras
 import numpy as np
 
 
+def set_seed(seed):
+    """Python's, NumPy's and Keras' generators (and the backend's): the same seed, the same run."""
+    keras.utils.set_random_seed(seed)
+
+
+def compile_model(model, optimizer, loss="sparse_categorical_logits", metrics=("accuracy",)):
+    """`model.compile`, with the course's classifier loss unless told otherwise.
+
+    Args:
+        optimizer: a keras optimizer (the lab states which, with its learning rate).
+        loss: a keras loss; "sparse_categorical_logits" is cross-entropy on
+            logits with integer labels; None for a model with its own `add_loss`.
+    """
+    if loss == "sparse_categorical_logits":
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics) if loss is not None else None)
+    return model
+
+
+def distribute(batch_size):
+    """Data-parallel training over every visible device (keras.distribution.DataParallel); returns the devices.
+
+    Keras 3.15 distributes on the jax backend only. The global batch is split
+    across devices, so it must divide by their number.
+    """
+    backend = keras.backend.backend()
+    if backend != "jax":
+        from kcourse.cli import LabError
+
+        raise LabError(f"--distribute: Keras 3.15 trains data-parallel on the jax backend only (this is {backend}); use --backend jax")
+    devices = keras.distribution.list_devices()
+    if batch_size % len(devices):
+        from kcourse.cli import LabError
+
+        raise LabError(f"--distribute: --batch-size {batch_size} does not divide over {len(devices)} devices; use a multiple of {len(devices)}")
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    print(f"data-parallel over {len(devices)} devices: {', '.join(devices)}")
+    return devices
+
+
 class EpochTimer(keras.callbacks.Callback):
-    """Records the wall time of each epoch's training pass (validation left out)."""
+    """Records the wall time of each epoch's training pass (validation left out) and counts its steps."""
 
     def __init__(self):
         super().__init__()
-        self.times, self._start = [], None
+        self.times, self.steps, self._start = [], 0, None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+        self._start, self.steps = time.perf_counter(), 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
 
     def on_test_begin(self, logs=None):
         self._stop()  # validation begins: the training pass is over

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 
-class NetworkBlocked(OSError):
+class NetworkBlocked(ConnectionRefusedError):
     """Raised by any connection a test attempts: tests make their own data."""
 
 

@@ -42,17 +42,10 @@ def test_cnn_beats_mlp_on_embedded_digits():
     accuracy = {}
     for name in ("mlp", "cnn"):
         model = mnist.build_model(name)
-        mnist.train(model, data, epochs=2, batch_size=64, verbose=0)
+        model.fit(*data[0], epochs=2, batch_size=64, verbose=0)
         accuracy[name] = mnist.evaluate(model, data)[0]
     assert accuracy["mlp"] > 0.7, accuracy  # both learn...
     assert accuracy["cnn"] > accuracy["mlp"], accuracy  # ...and the shared filters win
-
-
-def test_cpu_speedup_times_the_same_epoch_on_the_cpu():
-    (x_train, y_train), test = mnist.load_data("digits")[0]
-    data = ((x_train[:256], y_train[:256]), test)
-    speedup = mnist.cpu_speedup("mlp", data, batch_size=64, device_epoch_seconds=1.0)
-    assert 0.0 < speedup < 60.0  # here the "accelerator" time is a made-up second
 
 
 @pytest.fixture(scope="module")
@@ -78,15 +71,15 @@ def test_run_folder_holds_what_a_student_hands_in(quick_run, backend):
     files = {p.name for p in run.path.iterdir()}
     expected = {
         "config.json", "metrics.json", "summary.csv", "history_mlp.csv", "history_cnn.csv",
-        "learning_curves.png", "confusion_cnn.png", "misclassified_cnn.png",
+        "learning_curves.png", "confusion_cnn.png", "misclassified_cnn.png", "mlp.keras", "cnn.keras",
     }
     assert expected <= files, expected - files
     config = json.loads(run.file("config.json").read_text())
     assert config["backend"] == backend and config["epochs"] == 1 and config["quick"] is True
     assert config["data_used"] == "digits" and config["versions"]["keras"].startswith("3.")
     metrics = json.loads(run.file("metrics.json").read_text())
-    assert metrics["cnn"]["parameters"] == 27_830 and 0.0 <= metrics["cnn"]["test accuracy"] <= 1.0
-    assert metrics["mlp"]["s / epoch"] > 0
+    assert metrics["cnn"]["total params"] == 27_830 and metrics["mlp"]["total params"] == 101_770
+    assert metrics["mlp"]["s / epoch"] > 0 and metrics["cnn"]["device"] == "cpu:0"
     with open(run.file("history_cnn.csv")) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1 and {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(rows[0])

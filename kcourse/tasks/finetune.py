@@ -239,7 +239,7 @@ def _millions(n):
 
 
 def main(argv=None):
-    parser = cli.lab_parser(__doc__, epochs=10, batch_size=32)
+    parser = cli.lab_parser("finetune", __doc__, epochs=10, batch_size=32)
     data_group = parser.add_argument_group("data")
     data_group.add_argument("--data-dir", type=Path, help="local image folder: train/ and val/ with one folder per class, or one folder per class")
     data_group.add_argument("--val-split", type=float, default=0.2, help="held-out fraction when there is no val/ folder (default: %(default)s)")

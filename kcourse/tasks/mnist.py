@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kcourse import cli
+from kcourse import cli, runs
 
 MODELS = ("mlp", "cnn")
 
@@ -169,34 +169,10 @@ def build_model(name, learning_rate=1e-3):
     """A compiled model: Adam and cross-entropy on logits, accuracy tracked."""
     import keras
 
+    from kcourse.training import compile_model
+
     model = {"mlp": build_mlp, "cnn": build_cnn}[name]()
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    return model
-
-
-def train(model, data, epochs, batch_size, callbacks=(), verbose="auto"):
-    """`model.fit` on the training digits, validated on the test digits each epoch.
-
-    Returns the History and the EpochTimer (seconds per epoch).
-    """
-    from kcourse.training import EpochTimer
-
-    (x_train, y_train), (x_test, y_test) = data
-    timer = EpochTimer()
-    history = model.fit(
-        x_train,
-        y_train,
-        validation_data=(x_test, y_test),
-        epochs=epochs,
-        batch_size=batch_size,
-        callbacks=[timer, *callbacks],
-        verbose=verbose,
-    )
-    return history, timer
+    return compile_model(model, keras.optimizers.Adam(learning_rate))
 
 
 def evaluate(model, data):
@@ -206,68 +182,32 @@ def evaluate(model, data):
     return float((y_pred == y_test).mean()), y_pred
 
 
-def cpu_speedup(name, data, batch_size, device_epoch_seconds, learning_rate=1e-3):
-    """The course's II.C exercise: the same epoch timed on the CPU, over the accelerator's time."""
-    from kcourse.training import epoch_time_on
-
-    (x_train, y_train), _ = data
-    cpu_seconds = epoch_time_on("cpu", lambda: build_model(name, learning_rate), x_train, y_train, batch_size)
-    return cpu_seconds / device_epoch_seconds
-
-
 def main(argv=None):
-    parser = cli.lab_parser(__doc__, epochs=5, batch_size=64)
+    parser = cli.lab_parser("mnist", __doc__, epochs=5, batch_size=64, learning_rate=1e-3)
     parser.add_argument("--dataset", default="auto", choices=["auto", "mnist", "digits"], help="default: %(default)s")
     parser.add_argument("--data", type=Path, help="local .npz in keras' mnist.npz layout (overrides --dataset)")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's (default: %(default)s)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="default: mlp cnn")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.epochs = min(args.epochs, 1)
-    backend = cli.use_backend(args.backend)
+    run = runs.start("mnist", args)
+    from kcourse import plots
+
     data, data_name = load_data(args.dataset, args.data, quick=args.quick, seed=args.seed)
-
-    import keras
-
-    from kcourse import plots, system
-    from kcourse.runs import Run
-
-    keras.utils.set_random_seed(args.seed)
-    run = Run("mnist", {**vars(args), "data_used": data_name}, out=args.out)
-    device = system.accelerator() or "cpu:0"
+    run.note(data_used=data_name)
     (x_train, _), (x_test, y_test) = data
-    print(f"{data_name}: {len(x_train):,} train / {len(x_test):,} test digits; backend {backend} on {device}")
+    print(f"{data_name}: {len(x_train):,} train / {len(x_test):,} test digits")
 
-    rows, histories, predictions = [], {}, {}
+    predictions = {}
     for name in args.models:
-        model = build_model(name, args.learning_rate)
-        print(f"\n{name}: {model.count_params():,} parameters")
-        history, timer = train(model, data, args.epochs, args.batch_size, [run.csv_logger(f"history_{name}")])
-        accuracy, predictions[name] = evaluate(model, data)
-        histories[name] = history.history
-        row = {
-            "model": name,
-            "parameters": model.count_params(),
-            "test accuracy": accuracy,
-            "s / epoch": timer.steady,
-            "samples / s": len(x_train) / timer.steady,
-            "device": device,
-        }
-        if device != "cpu:0":
-            row["speed-up vs CPU"] = cpu_speedup(name, data, args.batch_size, timer.steady, args.learning_rate)
-        rows.append(row)
-        run.save_metrics(**{name: {k: v for k, v in row.items() if k != "model"}, "data": data_name})
+        fitted = run.fit(name, lambda: build_model(name, args.learning_rate), *data)
+        accuracy, predictions[name] = evaluate(fitted.model, data)
+        run.record(fitted, **{"test accuracy": accuracy})
 
-    run.savefig(plots.learning_curves(histories), "learning_curves")
     shown = "cnn" if "cnn" in predictions else args.models[-1]
     labels = [str(d) for d in range(10)]
     run.savefig(plots.confusion_matrix(y_test, predictions[shown], labels, f"{shown} on {data_name}"), f"confusion_{shown}")
     wrong = np.flatnonzero(predictions[shown] != y_test)[:32]
-    titles = [f"{y_test[i]} -> {predictions[shown][i]}" for i in wrong]
-    run.savefig(plots.image_grid(x_test[wrong], titles), f"misclassified_{shown}")
-    run.save_table("summary", rows)
-    run.print_summary(f"MNIST: MLP vs CNN ({data_name}, {backend})", rows)
-    return run
+    run.savefig(plots.image_grid(x_test[wrong], [f"{y_test[i]} -> {predictions[shown][i]}" for i in wrong]), f"misclassified_{shown}")
+    return run.finish(f"MNIST: MLP vs CNN ({data_name})")
 
 
 if __name__ == "__main__":

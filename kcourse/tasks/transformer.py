@@ -160,7 +160,7 @@ def attention_stability(model, vocab, sentences, n=200, seed=0):
 
 
 def main(argv=None):
-    parser = cli.lab_parser(__doc__, epochs=5, batch_size=64)
+    parser = cli.lab_parser("transformer", __doc__, epochs=5, batch_size=64)
     parser.add_argument("--sentences", type=int, default=20_000, help="corpus size (default: %(default)s)")
     parser.add_argument("--max-len", type=int, default=32, help="tokens per sequence with [CLS] (default: %(default)s)")
     parser.add_argument("--d-model", type=int, default=64, help="default: %(default)s")

@@ -360,7 +360,7 @@ def load_embeddings(path):
 
 # ---------------------------------------------------------------- the lab
 def main(argv=None):
-    parser = cli.lab_parser(__doc__, epochs=5, batch_size=1024)
+    parser = cli.lab_parser("word2vec", __doc__, epochs=5, batch_size=1024)
     parser.add_argument("--sentences", type=int, default=20_000, help="corpus size (default: %(default)s)")
     parser.add_argument("--min-freq", type=int, default=1, help="vocabulary filter (default: %(default)s)")
     parser.add_argument("--dim", type=int, default=50, help="embedding width (default: %(default)s)")
