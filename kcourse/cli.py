@@ -146,6 +146,8 @@ def use_backend(name=None):
     raises LabError.
     """
     name = name or os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
+    if name not in BACKENDS:
+        raise LabError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
     if "keras" in sys.modules:
         current = sys.modules["keras"].backend.backend()
         if name != current:
@@ -154,8 +156,6 @@ def use_backend(name=None):
                 f"restart Python with KERAS_BACKEND={name} (or pass --backend {name} on the command line)"
             )
         return current
-    if name not in BACKENDS:
-        raise LabError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
     if importlib.util.find_spec(name) is None:
         raise LabError(
             f"backend {name!r} is not installed in this Python ({sys.executable}); "

@@ -107,6 +107,15 @@ def accelerator():
     return next((d for d in devices() if not d.startswith("cpu")), None)
 
 
+def report():
+    """One line for the top of a notebook or a run: backend, accelerator, keras version."""
+    import keras
+
+    found = accelerator()
+    where = f"accelerator {found}" if found else "no accelerator (CPU only)"
+    return f"backend {keras.backend.backend()}, {where}; keras {versions()['keras']}"
+
+
 def describe():
     """Backend, devices and versions, as saved in every run's config.json."""
     import keras

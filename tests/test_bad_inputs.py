@@ -1,0 +1,61 @@
+"""Every bad input a student can type is one line on stderr, `error: ...`, and exit code 2.
+
+One table for every lab: (lab, arguments, words the message must hold). Each
+row runs the lab's `main` in this process through `cli.run`, as
+`python -m kcourse.tasks.<lab>` does; a new lab adds its rows in its section.
+"""
+
+import contextlib
+import io
+
+import pytest
+
+from kcourse import cli
+
+CASES = [
+    # ---- shared options, checked once for every lab (mnist stands for all)
+    ("mnist", ["--epochs", "0"], "--epochs: 0 is not allowed: it must be 1 or more"),
+    ("mnist", ["--batch-size", "-1"], "--batch-size: -1 is not allowed: it must be 1 or more"),
+    ("mnist", ["--learning-rate", "-1"], "--learning-rate: -1 is not allowed: it must be greater than 0"),
+    ("mnist", ["--epochs", "two"], "--epochs: invalid positive_int value: 'two'"),
+    ("mnist", ["--backend", "mxnet"], "unknown backend 'mxnet'"),
+    ("mnist", ["--resume", "/nonexistent/run"], "--resume /nonexistent/run: not a run folder"),
+    ("mnist", ["--out", "x", "--resume", "y"], "not allowed with argument"),
+    ("mnist", ["--no-such-option"], "unrecognized arguments: --no-such-option"),
+    # ---- mnist
+    ("mnist", ["--data", "/nonexistent/mnist.npz"], "--data /nonexistent/mnist.npz: no such file"),
+    ("mnist", ["--models", "resnet"], "invalid choice: 'resnet'"),
+    # ---- finetune
+    # ---- transformer
+    # ---- word2vec
+    # ---- vit
+    # ---- fcn
+    # ---- unet
+    # ---- zoo
+    # ---- clip
+    # ---- python -m kcourse <lab>
+    ("__main__", ["nonsense"], "no lab named 'nonsense'"),
+]
+
+
+def run_lab(lab, argv):
+    """`python -m kcourse.tasks.<lab> argv` in this process: (exit code, stderr)."""
+    import importlib
+
+    module = importlib.import_module("kcourse.__main__" if lab == "__main__" else f"kcourse.tasks.{lab}")
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as exit:
+        cli.run(module.main, argv)
+    return exit.value.code, stderr.getvalue()
+
+
+@pytest.mark.parametrize("lab, argv, message", CASES, ids=[f"{lab} {' '.join(argv)}" for lab, argv, _ in CASES])
+def test_bad_input_is_one_line(lab, argv, message, backend, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing lands in the repository, whatever slips through
+    if "--backend" not in argv:
+        argv = [*argv, "--backend", backend]
+    code, stderr = run_lab(lab, argv)
+    lines = stderr.strip().splitlines()
+    assert code == 2, stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert message in lines[0], lines[0]
