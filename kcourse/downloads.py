@@ -9,6 +9,7 @@ dependencies.
 import os
 import socket
 import sys
+import tarfile
 import urllib.error
 import zipfile
 from pathlib import Path
@@ -71,27 +72,35 @@ def download_or_none(load, what, instead):
         return None
 
 
-def fetch(fname, url, file_hash=None, extract=False):
-    """`keras.utils.get_file` (cached under ~/.keras/datasets), checked against `file_hash` where one is published.
+def cache_dir():
+    """Where downloads are cached: $KERAS_HOME, else ~/.keras (files under its datasets/)."""
+    return Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser()
 
-    A cached archive that fails its hash or cannot be unpacked is a LabError
-    naming the file to delete; network failures propagate (see download_or_none).
+
+def fetch(fname, url, file_hash=None, extract=False):
+    """`keras.utils.get_file` into the cache, checked against `file_hash` where one is published.
+
+    Returns the file's path, or with `extract` the folder it unpacks to. A
+    download that fails its hash, or an archive that cannot be unpacked, is a
+    LabError naming the file to delete; network failures propagate (see
+    download_or_none).
     """
     import keras
 
+    archive = cache_dir() / "datasets" / fname
     try:
-        return keras.utils.get_file(fname, url, file_hash=file_hash, extract=extract)
-    except (zipfile.BadZipFile, EOFError, ValueError) as error:
-        raise _corrupt(fname, error) from None
-    except Exception as error:
-        if "incomplete or corrupted" in str(error) or "hash" in str(error).lower():
-            raise _corrupt(fname, error) from None
-        raise
+        path = keras.utils.get_file(fname, url, file_hash=file_hash, extract=extract, cache_dir=str(cache_dir()))
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as error:
+        raise _corrupt(archive, error) from None
+    except ValueError as error:
+        if "corrupted" not in str(error):
+            raise
+        raise _corrupt(archive, error) from None
+    if extract and not (Path(path).is_dir() and any(Path(path).iterdir())):
+        raise _corrupt(archive, "it does not unpack")
+    return path
 
 
-def _corrupt(fname, error):
-    home = Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser()
-    return cli.LabError(
-        f"the downloaded {fname} is corrupt ({type(error).__name__}); delete {home / 'datasets' / fname} "
-        f"(and its extracted folder) and run again"
-    )
+def _corrupt(archive, error):
+    why = error if isinstance(error, str) else type(error).__name__
+    return cli.LabError(f"the downloaded {archive.name} is corrupt ({why}); delete {archive} and run again")

@@ -73,3 +73,25 @@ def test_kcourse_lists_labs_backend_devices_and_versions(backend):
     assert f"backend: {backend}" in out
     assert "devices: " in out and "cpu" in out
     assert "keras 3." in out
+
+
+def test_quick_start_prints_nothing_unasked_and_keeps_tensorflow_out(backend, tmp_path):
+    """The main job's first screen: our lines only; on jax and torch TensorFlow is never imported."""
+    probe = (
+        "import sys\n"
+        "from kcourse import cli\n"
+        "from kcourse.tasks import mnist\n"
+        f"cli.run(lambda argv: mnist.main(['--quick', '--dataset', 'digits', '--models', 'mlp', '--out', r'{tmp_path / 'run'}']))\n"
+        "print('tensorflow imported:', 'tensorflow' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env={**env, "KERAS_BACKEND": backend}, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    native = [line for line in result.stderr.splitlines() if line[:5] in ("I0000", "W0000", "E0000") or "absl::InitializeLog" in line]
+    assert native == [], native
+    assert result.stdout.strip().splitlines()[-1] == f"tensorflow imported: {backend == 'tensorflow'}"
+
+
+def test_python_m_kcourse_runs_the_named_lab():
+    result = run_python("-m", "kcourse", "mnist", "--help")
+    assert result.returncode == 0 and "usage: python -m kcourse.tasks.mnist" in result.stdout, result.stderr
