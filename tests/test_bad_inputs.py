@@ -25,6 +25,7 @@ CASES = [
     # ---- mnist
     ("mnist", ["--data", "/nonexistent/mnist.npz"], "--data /nonexistent/mnist.npz: no such file"),
     ("mnist", ["--models", "resnet"], "invalid choice: 'resnet'"),
+    ("mnist", ["--dataset", "mnist"], "MNIST could not be downloaded (offline?)"),
     # ---- finetune
     # ---- transformer
     # ---- word2vec
@@ -49,6 +50,7 @@ def run_lab(lab, argv):
     return exit.value.code, stderr.getvalue()
 
 
+@pytest.mark.offline  # rows such as `--dataset mnist` check what an offline download says
 @pytest.mark.parametrize("lab, argv, message", CASES, ids=[f"{lab} {' '.join(argv)}" for lab, argv, _ in CASES])
 def test_bad_input_is_one_line(lab, argv, message, backend, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # nothing lands in the repository, whatever slips through
