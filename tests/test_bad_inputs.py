@@ -27,6 +27,10 @@ CASES = [
     ("mnist", ["--models", "resnet"], "invalid choice: 'resnet'"),
     ("mnist", ["--dataset", "mnist"], "MNIST could not be downloaded (offline?)"),
     # ---- finetune
+    ("finetune", ["--preset", "nonsense_preset"], "--preset nonsense_preset: unknown keras-hub preset; list the known ones with keras_hub.models.ResNetBackbone.presets.keys()"),
+    ("finetune", ["--val-split", "1.5"], "--val-split: 1.5 is not allowed: it must lie strictly between 0 and 1"),
+    ("finetune", ["--data-dir", "/nonexistent/photos"], "/nonexistent/photos: no such folder; expected"),
+    ("finetune", ["--image-size", "8"], "--image-size: 8 is too small: use 16 or more"),
     # ---- transformer
     # ---- word2vec
     # ---- vit

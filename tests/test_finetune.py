@@ -2,8 +2,8 @@
 
 import contextlib
 import csv
+import inspect
 import io
-import json
 
 import numpy as np
 import pytest
@@ -19,8 +19,10 @@ SIZE = 32  # model input; images are loaded at 36 and randomly cropped
 def tiny_preset(tmp_path_factory):
     """A two-stack ResNet (89k parameters) saved as a local keras-hub preset."""
     import keras
-    import keras_hub
 
+    from kcourse import system
+
+    keras_hub = system.keras_hub()
     keras.utils.set_random_seed(1)
     backbone = keras_hub.models.ResNetBackbone(
         input_conv_filters=[64],
@@ -33,6 +35,13 @@ def tiny_preset(tmp_path_factory):
     path = tmp_path_factory.mktemp("preset") / "tiny_resnet"
     backbone.save_to_preset(str(path))
     return path, backbone.get_weights()
+
+
+def preset_file_weights(path):
+    """The weights as the preset file holds them, read back from disk."""
+    from kcourse import system
+
+    return system.keras_hub().models.Backbone.from_preset(str(path)).get_weights()
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +68,15 @@ def test_missing_local_preset_is_a_one_line_error(tmp_path):
     assert "save_to_preset" in str(error.value)
 
 
+def test_unknown_preset_says_how_to_list_the_known_ones_without_asking_the_network():
+    with pytest.raises(cli.LabError) as error:
+        finetune.check_preset("nonsense_preset")
+    message = str(error.value)
+    assert message.startswith("--preset nonsense_preset: unknown keras-hub preset") and "\n" not in message
+    assert "keras_hub.models.ResNetBackbone.presets.keys()" in message
+    finetune.check_preset("resnet_18_imagenet")  # a known name passes, offline too
+
+
 def _fit_one_step(tiny_preset, photos, freeze_how):
     import keras
 
@@ -79,8 +97,8 @@ def test_frozen_features_are_bit_identical_after_a_fit_step(tiny_preset, photos)
     model, changed, head_changed = _fit_one_step(tiny_preset, photos, "features")
     assert changed == set(), f"frozen weights moved: {sorted(changed)}"  # kernels, gamma, beta and moving stats
     assert head_changed
-    trainable, total = finetune.parameter_counts(model)
-    assert trainable == 16 * 2 + 2 and total > 80_000  # only the head: 16 features -> 2 logits
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == 16 * 2 + 2 and model.count_params() > 80_000  # only the head: 16 features -> 2 logits
 
 
 def test_all_but_head_leaves_only_the_head_trainable(tiny_preset):
@@ -111,6 +129,16 @@ def test_freeze_features_follows_the_course_loop(tiny_preset):
         finetune.freeze(backbone, "everything")
 
 
+def test_without_pretrained_weights_fine_tuned_is_left_out_with_one_line(capsys):
+    assert finetune.variants(["fine-tuned", "frozen", "scratch"], "pretrained", "all-but-head") == [
+        ("fine-tuned", True, "none"), ("frozen", True, "all-but-head"), ("scratch", False, "none")]
+    assert capsys.readouterr().out == ""
+    assert finetune.variants(["fine-tuned", "frozen", "scratch"], "random") == [("frozen", True, "features"), ("scratch", False, "none")]
+    assert capsys.readouterr().out == "no pretrained weights: fine-tuned is left out (it would repeat scratch)\n"
+    assert finetune.variants(["fine-tuned"], "random") == [("scratch", False, "none")]
+    assert len(capsys.readouterr().out.splitlines()) == 1
+
+
 @pytest.mark.offline
 def test_offline_preset_says_so_and_builds_resnet18_from_scratch(capsys):
     backbone, weights = finetune.load_backbone("resnet_18_imagenet")
@@ -135,43 +163,79 @@ def test_offline_data_says_so_and_uses_the_embedded_photos(capsys):
     ]
 
 
-def test_compare_quick_writes_its_table_and_figures(tiny_preset, photos, tmp_path, backend):
+@pytest.fixture(scope="module")
+def compare_run(tiny_preset, photos, tmp_path_factory):
+    """`--models fine-tuned frozen scratch` through main; each variant's backbone as build_model received it."""
     root, _ = photos
-    out = tmp_path / "run"
-    stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
-        run = finetune.main(
-            ["--compare", "--quick", "--data-dir", str(root), "--preset", str(tiny_preset[0]),
-             "--image-size", str(SIZE), "--batch-size", "4", "--out", str(out)]
-        )
-    files = {p.name for p in run.path.iterdir()}
-    expected = {
-        "config.json", "metrics.json", "summary.csv", "augmentation.png", "learning_curves.png",
-        "history_scratch.csv", "history_fine-tuned.csv", "history_frozen.csv",
-    }
-    assert expected <= files, expected - files
+    starts, models = {}, {}
+    real = finetune.build_model
+
+    def spy(backbone, *args, **kwargs):
+        name = inspect.signature(real).bind(backbone, *args, **kwargs).arguments["name"]
+        starts[name] = [np.array(w, copy=True) for w in backbone.get_weights()]
+        models[name] = real(backbone, *args, **kwargs)
+        return models[name]
+
+    out = tmp_path_factory.mktemp("compare") / "run"
+    finetune.build_model = spy
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) as stdout:
+            run = finetune.main(
+                ["--models", "fine-tuned", "frozen", "scratch", "--quick", "--data-dir", str(root),
+                 "--preset", str(tiny_preset[0]), "--image-size", str(SIZE), "--batch-size", "4",
+                 "--learning-rate", "0.01", "--out", str(out)]
+            )
+    finally:
+        finetune.build_model = real
+    return run, starts, models, stdout.getvalue()
+
+
+def _backbone_of(model):
+    from kcourse import system
+
+    return next(layer for layer in model.layers if isinstance(layer, system.keras_hub().models.Backbone))
+
+
+def test_every_variant_starts_from_the_preset_file(compare_run, tiny_preset):
+    """The bug this catches: "frozen" copied the backbone after "fine-tuned" had trained it."""
+    _, starts, models, _ = compare_run
+    preset = preset_file_weights(tiny_preset[0])
+    assert list(starts) == ["fine-tuned", "frozen", "scratch"]  # fine-tuned trains first
+    for name in ("fine-tuned", "frozen"):
+        assert len(starts[name]) == len(preset)
+        for got, expected in zip(starts[name], preset):
+            np.testing.assert_array_equal(got, expected, err_msg=f"{name} did not start from the preset")
+    assert [w.shape for w in starts["scratch"]] == [w.shape for w in preset]
+    assert not np.array_equal(starts["scratch"][0], preset[0])  # scratch: the same architecture, random weights
+    # fine-tuning moved the backbone, freezing did not move a single bit of it
+    tuned = _backbone_of(models["fine-tuned"]).get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(tuned, preset))
+    for got, expected in zip(_backbone_of(models["frozen"]).get_weights(), preset):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_compare_summary_reads_like_the_handout(compare_run):
+    run, _, _, stdout = compare_run
     with open(run.file("summary.csv")) as f:
         rows = {row["model"]: row for row in csv.DictReader(f)}
-    assert list(rows) == ["scratch", "fine-tuned", "frozen"]
-    assert [rows[m]["weights"] for m in rows] == ["random", "pretrained", "pretrained"]
-    assert rows["frozen"]["freeze"] == "features" and int(rows["frozen"]["trainable params"]) == 34
+    assert list(rows) == ["fine-tuned", "frozen", "scratch"]
+    assert [rows[m]["weights"] for m in rows] == ["pretrained", "pretrained", "random"]
+    assert rows["frozen"]["freeze"] == "features" and int(rows["frozen"]["trainable params"]) == 16 * 2 + 2
     assert int(rows["scratch"]["trainable params"]) == int(rows["fine-tuned"]["trainable params"]) > 80_000
-    for row in rows.values():
-        assert 0 <= float(row["val accuracy"]) <= 1 and 0 <= float(row["macro F1"]) <= 1
-        assert float(row["s / epoch"]) > 0 and row["device"]
-    config = json.loads(run.file("config.json").read_text())
-    assert config["backend"] == backend and config["classes"] == ["ants", "bees"] and config["image_size"] == SIZE
-    for png in ("augmentation.png", "learning_curves.png"):
-        assert run.file(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "scratch" in stdout.getvalue() and f"run folder: {out}" in stdout.getvalue()
+    assert {"val accuracy", "macro F1", "s / epoch", "samples / s", "device"} <= set(rows["frozen"])
+    assert f"run folder: {run.path}" in stdout
 
 
-def test_bad_data_dir_is_a_one_line_error(tmp_path):
-    from tests.test_cli import run_python
+def test_each_saved_variant_reloads_with_the_same_predictions(compare_run, photos):
+    import keras
 
-    (tmp_path / "ants").mkdir()
-    result = run_python("-m", "kcourse.tasks.finetune", "--data-dir", str(tmp_path))
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path}: only one class folder (ants)"), lines
-    assert "expected" in lines[0]
+    run, _, models, _ = compare_run
+    _, data = photos
+    for name, model in models.items():
+        loaded = keras.saving.load_model(run.file(f"{name}.keras"))  # keras_hub is imported: its classes are known
+        np.testing.assert_allclose(
+            loaded.predict(data.x_val, verbose=0), model.predict(data.x_val, verbose=0), rtol=1e-5, atol=1e-5, err_msg=name
+        )
+        again = finetune.load_model(run.file(f"{name}.keras"))  # and frozen where it was frozen
+        assert [w.path for w in again.trainable_weights] == [w.path for w in model.trainable_weights], name
+    assert [w.path for w in finetune.load_model(run.file("frozen.keras")).trainable_weights] == ["head/kernel", "head/bias"]
