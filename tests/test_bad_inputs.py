@@ -32,6 +32,9 @@ CASES = [
     ("finetune", ["--data-dir", "/nonexistent/photos"], "/nonexistent/photos: no such folder; expected"),
     ("finetune", ["--image-size", "8"], "--image-size: 8 is too small: use 16 or more"),
     # ---- transformer
+    ("transformer", ["--embeddings", "/nonexistent/embeddings.npz"], "--embeddings /nonexistent/embeddings.npz: no such file; expected"),
+    ("transformer", ["--d-model", "30", "--heads", "4"], "--d-model 30 is not divisible by --heads 4: choose --heads among 1, 2, 3, 5, 6, 10, 15, 30"),
+    ("transformer", ["--sentence", "the capital of france is paris" + " and rome" * 15], "has 37 tokens with [CLS], more than the maximum length 32"),
     # ---- word2vec
     # ---- vit
     # ---- fcn

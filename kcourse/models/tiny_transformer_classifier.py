@@ -54,8 +54,9 @@ class TinyTransformerClassifier(keras.Model):
 
     Example:
     >>> model = TinyTransformerClassifier(vocab_size=1000, max_len=32)
-    >>> model.compile("adamw", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> logits, maps = model.logits_and_attention(token_ids)  # maps[i]: (B, 2, L, L)
+    >>> token_ids = np.full((4, 32), 5)  # [CLS] first in real use; pad_id=0 is masked out
+    >>> logits, maps = model.logits_and_attention(token_ids)
+    >>> logits.shape, maps[0].shape  # ((4, 2), (4, 2, 32, 32))
 
     Reference:
         Vaswani et al., "Attention Is All You Need", NeurIPS 2017; Devlin et

@@ -1,4 +1,4 @@
-"""TP4 part 1, steps 3-4: a tiny Transformer classifier and its attention maps.
+"""TP4 part 1, steps 3-4: a tiny Transformer classifier, its attention maps and its weight count.
 
 Does a sentence of the synthetic corpus name a European country? Each
 sentence becomes `[CLS] w1 ... wn [PAD] ...` (right padding, so [CLS] is
@@ -7,21 +7,26 @@ always at position 0 and the padding mask hides the rest); the
 class from the [CLS] output, trained with AdamW and cross-entropy, validated
 every epoch. Step 4 draws the attention of every layer and head on chosen
 sentences and measures how much the maps move when one capital is swapped
-for another (a label-preserving change).
+for another (a label-preserving change). The TP4 review: the weights of a
+multi-head self-attention (4 d_model^2, whatever the number of heads) and of
+an encoder block, by formula and by Keras' count_params().
 
     python -m kcourse.tasks.transformer                       # 20,000 sentences, 5 epochs
     python -m kcourse.tasks.transformer --quick               # a smoke run in seconds
-    python -m kcourse.tasks.transformer --pe both             # sinusoidal vs learned positions
+    python -m kcourse.tasks.transformer --pe sinusoidal learned   # the two positional encodings in turn
     python -m kcourse.tasks.transformer --embeddings runs/word2vec-.../embeddings.npz  # frozen word2vec vectors
     python -m kcourse.tasks.transformer --sentence "the capital of france is paris"
 
-The run folder gets config.json, one history CSV per model, metrics.json, the
-learning curves, `attention_<k>.png` for each sentence and `stability.csv`.
+The run folder gets config.json, history_<pe>.csv and <pe>.keras per model
+(keras.saving.load_model), metrics.json, summary.csv, the learning curves,
+`attention_<k>.png` for each sentence, `stability.csv` and `parameters.csv`.
 """
+
+from pathlib import Path
 
 import numpy as np
 
-from kcourse import cli, text
+from kcourse import cli, runs, text
 
 SENTENCES = (
     "the capital of france is paris",
@@ -53,37 +58,107 @@ def build_model(vocab, max_len=32, d_model=64, n_heads=2, n_layers=2, pe="sinuso
     import keras
 
     from kcourse.models import TinyTransformerClassifier
+    from kcourse.training import compile_model
 
     if embeddings is not None and tuple(embeddings.shape)[0] != len(vocab):
         raise cli.LabError(
             f"the embeddings have {embeddings.shape[0]} rows but the vocabulary has {len(vocab)} words; "
             f"expected a ({len(vocab)}, D) table"
         )
-    if d_model % n_heads:
-        raise cli.LabError(f"--d-model {d_model} is not divisible by --heads {n_heads}")
+    check_heads(d_model, n_heads)
     model = TinyTransformerClassifier(
         vocab_size=len(vocab), max_len=max_len, d_model=d_model, n_heads=n_heads, n_layers=n_layers,
         pe=pe, drop=drop, pad_id=vocab.pad_id, embeddings=embeddings,
         freeze_embeddings=embeddings is not None and freeze_embeddings, name=f"transformer_{pe}",
     )
-    model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
     model.build((None, max_len))
-    return model
+    return compile_model(model, keras.optimizers.AdamW(learning_rate))
 
 
-def train(model, data, epochs=5, batch_size=64, callbacks=(), verbose="auto"):
-    """`fit` with validation at every epoch; returns the History and the EpochTimer."""
-    from kcourse.training import EpochTimer
+def evaluate(model, data):
+    """Validation accuracy, and the majority-class rate it must beat (always answering the commoner class)."""
+    (_, _), (x_val, y_val) = data
+    y_pred = model.predict(x_val, verbose=0).argmax(-1)
+    majority = max(float(y_val.mean()), 1.0 - float(y_val.mean()))
+    return float((y_pred == y_val).mean()), majority
 
-    (x_train, y_train), (x_val, y_val) = data
-    timer = EpochTimer()
-    history = model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs,
-                        batch_size=batch_size, callbacks=[timer, *callbacks], verbose=verbose)
-    return history, timer
+
+def check_heads(d_model, n_heads):
+    """A LabError unless n_heads divides d_model (each head gets d_model / n_heads features)."""
+    if d_model % n_heads:
+        divisors = [k for k in range(1, d_model + 1) if d_model % k == 0]
+        raise cli.LabError(
+            f"--d-model {d_model} is not divisible by --heads {n_heads}: "
+            f"choose --heads among {', '.join(map(str, divisors))}"
+        )
+
+
+def check_sentences(sentences, max_len):
+    """A LabError for a sentence longer than max_len tokens with [CLS] (before anything is trained)."""
+    for sentence in sentences:
+        n = len(text.tokenize(sentence)) + 1
+        if n > max_len:
+            raise cli.LabError(
+                f"the sentence {sentence[:60]!r} has {n} tokens with [CLS], more than the maximum length {max_len}; "
+                f"shorten it or raise --max-len"
+            )
+
+
+def parameter_formulas(d_model=64, n_heads=2, mlp_ratio=2.0, n_layers=2, vocab_size=None, max_len=32,
+                       num_classes=2, pe="sinusoidal", embed_dim=None):
+    """The TP4 review questions: the weights of kcourse's layers, by formula and by Keras' count_params().
+
+    - MultiHeadSelfAttention: Wq, Wk, Wv, Wo are d x d each, 4 d^2 weights
+      (4 d^2 + 4 d with biases), whatever `n_heads` is: the heads do not get
+      matrices of their own, each is a slice of d / n_heads of the same d
+      outputs (Q is reshaped (B, L, d) -> (B, n_heads, L, d / n_heads)).
+    - EncoderBlock: 4 d^2 + 2 r d^2 (the MLP d -> r d -> d, r = mlp_ratio),
+      plus the MLP's biases r d + d and two LayerNorms' gamma and beta, 4 d.
+    - TinyTransformerClassifier (with `vocab_size`): the embedding V e (and a
+      projection e d + d when e != d), learned positions max_len d,
+      n_layers blocks, the final LayerNorm 2 d and the head d C + C.
+
+    Returns a list of rows {"part", "formula", "computed", "keras count_params"},
+    the count of the real kcourse layer next to the formula's.
+    """
+    from kcourse.layers import EncoderBlock, MultiHeadSelfAttention
+    from kcourse.models import TinyTransformerClassifier
+
+    d, r, hidden = d_model, mlp_ratio, int(d_model * mlp_ratio)
+
+    def counted(layer, shape):
+        layer.build(shape)
+        return layer.count_params()
+
+    tokens = (None, None, d)  # (B, L, d_model)
+    rows = [
+        {"part": f"MultiHeadSelfAttention(d_model={d}, n_heads={n_heads})", "formula": "4 d^2 (Wq, Wk, Wv, Wo: d x d, no bias)",
+         "computed": 4 * d * d, "keras count_params": counted(MultiHeadSelfAttention(d, n_heads), tokens)},
+    ]
+    if n_heads != 1:
+        rows.append({"part": f"MultiHeadSelfAttention(d_model={d}, n_heads=1)", "formula": "4 d^2 too: heads are slices of Q, K, V, not new matrices",
+                     "computed": 4 * d * d, "keras count_params": counted(MultiHeadSelfAttention(d, 1), tokens)})
+    rows += [
+        {"part": f"MultiHeadSelfAttention(d_model={d}, n_heads={n_heads}, use_bias=True)", "formula": "4 d^2 + 4 d",
+         "computed": 4 * d * d + 4 * d, "keras count_params": counted(MultiHeadSelfAttention(d, n_heads, use_bias=True), tokens)},
+        {"part": f"EncoderBlock(d_model={d}, n_heads={n_heads}, mlp_ratio={r:g})",
+         "formula": "4 d^2 + 2 r d^2 + (r d + d) MLP biases + 4 d LayerNorms",
+         "computed": 4 * d * d + 2 * d * hidden + hidden + d + 4 * d,
+         "keras count_params": counted(EncoderBlock(d, n_heads, r), tokens)},
+    ]
+    if vocab_size is not None:
+        e = d if embed_dim is None else embed_dim
+        block = rows[-1]["computed"]
+        parts = ["V e" + (" + e d + d" if e != d else ""), *(["max_len d"] if pe == "learned" else []),
+                 f"{n_layers} blocks", "2 d", "d C + C"]
+        computed = (vocab_size * e + (e * d + d if e != d else 0) + (max_len * d if pe == "learned" else 0)
+                    + n_layers * block + 2 * d + d * num_classes + num_classes)
+        model = TinyTransformerClassifier(vocab_size, max_len, d, n_heads, n_layers, num_classes, embed_dim=e,
+                                          mlp_ratio=r, pe=pe)
+        rows.append({"part": f"TinyTransformerClassifier(V={vocab_size}, e={e}, n_layers={n_layers}, pe={pe})",
+                     "formula": " + ".join(parts), "computed": computed,
+                     "keras count_params": counted(model, (None, max_len))})
+    return rows
 
 
 def attention(model, vocab, sentences):
@@ -159,83 +234,73 @@ def attention_stability(model, vocab, sentences, n=200, seed=0):
     return rows, same_prediction, len(pairs)
 
 
-def main(argv=None):
-    parser = cli.lab_parser("transformer", __doc__, epochs=5, batch_size=64)
-    parser.add_argument("--sentences", type=int, default=20_000, help="corpus size (default: %(default)s)")
-    parser.add_argument("--max-len", type=int, default=32, help="tokens per sequence with [CLS] (default: %(default)s)")
-    parser.add_argument("--d-model", type=int, default=64, help="default: %(default)s")
-    parser.add_argument("--heads", type=int, default=2, help="default: %(default)s")
-    parser.add_argument("--layers", type=int, default=2, help="default: %(default)s")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="AdamW's (default: %(default)s)")
-    parser.add_argument("--pe", default="sinusoidal", choices=[*PE_MODES, "both"], help="positional encoding (default: %(default)s)")
-    parser.add_argument("--embeddings", help="embeddings.npz from kcourse.tasks.word2vec (its vocabulary is used)")
+def build_parser():
+    """The lab's options: the shared ones, the corpus, the model and the sentences to draw."""
+    parser = cli.lab_parser("transformer", __doc__, epochs=5, batch_size=64, learning_rate=1e-3, quick={"sentences": 1000})
+    parser.add_argument("--sentences", type=cli.positive_int, default=20_000, help="corpus size (default: %(default)s, 1000 with --quick)")
+    parser.add_argument("--max-len", type=cli.positive_int, default=32, help="tokens per sequence with [CLS] (default: %(default)s)")
+    parser.add_argument("--d-model", type=cli.positive_int, default=64, help="default: %(default)s")
+    parser.add_argument("--heads", type=cli.positive_int, default=2, help="must divide --d-model (default: %(default)s)")
+    parser.add_argument("--layers", type=cli.positive_int, default=2, help="default: %(default)s")
+    parser.add_argument("--pe", nargs="+", default=["sinusoidal"], choices=PE_MODES,
+                        help="positional encodings, one model each, trained in turn (default: sinusoidal)")
+    parser.add_argument("--embeddings", type=Path, help="embeddings.npz from kcourse.tasks.word2vec (its vocabulary is used)")
     frozen = parser.add_mutually_exclusive_group()
     frozen.add_argument("--freeze-embeddings", dest="freeze", action="store_true", default=True,
                         help="keep the loaded embeddings fixed (default, the course's set-up)")
     frozen.add_argument("--train-embeddings", dest="freeze", action="store_false", help="fine-tune them")
     parser.add_argument("--sentence", action="append", help="sentence whose attention to draw (repeatable)")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.epochs, args.sentences = min(args.epochs, 1), min(args.sentences, 1000)
-    backend = cli.use_backend(args.backend)
+    return parser
 
-    embeddings, vocab = None, None
-    if args.embeddings:
-        from kcourse.tasks.word2vec import load_embeddings
 
-        embeddings, vocab = load_embeddings(args.embeddings)
-    data, vocab, corpus = load_data(args.sentences, args.seed, args.max_len, vocab)
-    shown = args.sentence or list(SENTENCES)
-    vocab.encode_batch(shown, args.max_len)  # a sentence that is too long stops the lab before training
-
-    import keras
-
-    from kcourse import plots
-    from kcourse.runs import Run
-
-    run = Run("transformer", vars(args), out=args.out)
-    (x_train, y_train), (x_val, y_val) = data
-    print(f"{len(x_train):,} train / {len(x_val):,} val sentences of {args.max_len} tokens; "
-          f"vocabulary {len(vocab)}; European share {y_train.mean():.3f}; backend {backend}")
-    modes = list(PE_MODES) if args.pe == "both" else [args.pe]
-    rows, histories, models = [], {}, {}
-    for pe in modes:
-        keras.utils.set_random_seed(args.seed)
-        model = build_model(vocab, args.max_len, args.d_model, args.heads, args.layers, pe,
-                            embeddings=embeddings, freeze_embeddings=args.freeze, learning_rate=args.learning_rate)
-        print(f"\n{pe} positions: {model.count_params():,} parameters"
-              + (f", embeddings from {args.embeddings} ({'frozen' if args.freeze else 'trained'})" if embeddings is not None else ""))
-        history, timer = train(model, data, args.epochs, args.batch_size, [run.csv_logger(f"history_{pe}")])
-        histories[pe], models[pe] = history.history, model
-        row = {
-            "positions": pe,
-            "parameters": model.count_params(),
-            "val accuracy": float(history.history["val_accuracy"][-1]),
-            "val loss": float(history.history["val_loss"][-1]),
-            "best val accuracy": float(max(history.history["val_accuracy"])),
-            "s / epoch": timer.steady,
-        }
-        rows.append(row)
-        run.save_metrics(**{pe: row})
-    run.savefig(plots.learning_curves(histories), "learning_curves")
-
-    model = models[modes[0]]
-    _, tokens, logits, maps = attention(model, vocab, shown)
-    for k, sentence in enumerate(shown):
+def draw_attention(run, model, vocab, sentences):
+    """Step 4: one figure per sentence, every layer and head; the predicted class in the title."""
+    _, tokens, logits, maps = attention(model, vocab, sentences)
+    for k, sentence in enumerate(sentences):
         p = float(np.exp(logits[k]).max() / np.exp(logits[k]).sum())
         title = f"{sentence!r}: class {int(logits[k].argmax())} (p={p:.2f}, true {text.label_from_sentence(sentence)})"
         run.savefig(attention_figure(tokens[k], maps, k, title), f"attention_{k + 1}")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    shown = args.sentence or list(SENTENCES)
+    check_heads(args.d_model, args.heads)  # before the run folder
+    check_sentences(shown, args.max_len)
+    run = runs.start("transformer", args)
+    from kcourse.tasks.word2vec import load_embeddings
+
+    embeddings, vocab = load_embeddings(args.embeddings) if args.embeddings else (None, None)
+    data, vocab, corpus = load_data(args.sentences, args.seed, args.max_len, vocab)
+    (x_train, y_train), (x_val, _) = data
+    print(f"{len(x_train):,} train / {len(x_val):,} val sentences of {args.max_len} tokens; "
+          f"vocabulary {len(vocab)}; European share {y_train.mean():.3f}")
+    models = {}
+    for pe in dict.fromkeys(args.pe):
+        build = lambda pe=pe: build_model(vocab, args.max_len, args.d_model, args.heads, args.layers, pe, embeddings=embeddings,
+                                          freeze_embeddings=args.freeze, learning_rate=args.learning_rate)
+        fitted = run.fit(pe, build, *data)
+        models[pe] = fitted.model
+        accuracy, majority = evaluate(fitted.model, data)
+        run.record(fitted, **{"val accuracy": accuracy, "majority rate": majority, "val loss": fitted.history["val_loss"][-1]})
+
+    model = models[args.pe[0]]
+    draw_attention(run, model, vocab, shown)
     val_sentences = [corpus[i] for i in np.random.default_rng(args.seed).permutation(len(corpus))[: len(x_val)]]
     stability, same, n = attention_stability(model, vocab, val_sentences, seed=args.seed)
     run.save_table("stability", stability)
     run.save_metrics(stability=stability, same_prediction_after_swap=same, swapped_sentences=n)
     print(f"\nstep 4, stability: one capital swapped for another in {n} validation sentences "
-          f"({modes[0]} model); the prediction stays the same for {same:.1%}")
+          f"({args.pe[0]} model); the prediction stays the same for {same:.1%}")
     for row in stability:
         print(f"  layer {row['layer']}: mean |dA| {row['mean |dA|']:.4f}, TV of the [CLS] row {row['TV of [CLS] row']:.4f}")
-    run.save_table("summary", rows)
-    run.print_summary(f"Tiny Transformer, European country? ({len(corpus):,} sentences, {backend})", rows)
-    return run
+    embed_dim = None if embeddings is None else embeddings.shape[1]
+    formulas = parameter_formulas(args.d_model, args.heads, model.mlp_ratio, args.layers, len(vocab), args.max_len, pe=args.pe[0], embed_dim=embed_dim)
+    run.save_table("parameters", formulas)
+    print("\nthe TP4 review: weights by formula (d = d_model, r = mlp_ratio) and by Keras' count_params()")
+    for row in formulas:
+        print(f"  {row['part']}: {row['formula']} = {row['computed']:,}; count_params {row['keras count_params']:,}")
+    return run.finish(f"Tiny Transformer, European country? ({len(corpus):,} sentences)")
 
 
 if __name__ == "__main__":
