@@ -260,3 +260,48 @@ def augmentation_figure(images, augment, class_names=None, labels=None, copies=4
         name = class_names[labels[i]] if class_names is not None and labels is not None else f"image {i}"
         titles += [name] + [f"augmented {k + 1}" for k in range(copies)]
     return plots.image_grid(grid, titles, ncols=1 + copies)
+
+
+def embedded_dahlia_or_not(image_size=224, per_class=150, val_split=0.3, seed=0, crop_margin=0.125):
+    """Dahlia / not dahlia: a harder two-class set from scikit-learn's two sample photos (no network).
+
+    The offline stand-in for hot dog / not hot dog. "dahlia": square crops of
+    flower.jpg that show a good part of its orange dahlia (at least 15% of the
+    crop's pixels are petals); "not-dahlia": crops of the same photo's green
+    background (no petal) and of china.jpg, whose orange-red temple roofs keep
+    colour alone from deciding. Crops of 15% to 60% of the photo's height,
+    flipped at random, with a random brightness and contrast: the classes
+    differ in texture and shape as much as in colour, so that augmentation
+    has something to show. Half the "not" crops come from each photo.
+    """
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    china, flower = load_sample_images().images  # (427, 640, 3) uint8 each
+    f = flower.astype("int32")
+    petals = (f[..., 0] > 150) & (f[..., 0] - f[..., 2] > 70) & (f[..., 1] > 70)  # orange: the dahlias
+    integral = np.pad(petals.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    size, rng = load_size(image_size, crop_margin), np.random.default_rng(seed)
+    height, width = flower.shape[:2]
+
+    def crop(photo, want):  # want: "petals", "no petals" or "any"
+        while True:
+            side = int(rng.integers(int(0.15 * height), int(0.6 * height) + 1))
+            top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
+            share = (integral[top + side, left + side] - integral[top, left + side] - integral[top + side, left]
+                     + integral[top, left]) / side**2
+            if want == "any" or (want == "petals" and share >= 0.15) or (want == "no petals" and share == 0):
+                break
+        image = Image.fromarray(photo[top : top + side, left : left + side]).resize((size, size), Image.BILINEAR)
+        image = np.asarray(image, "float32")
+        image = image[:, ::-1] if rng.random() < 0.5 else image
+        mean = image.mean()
+        image = (image - mean) * rng.uniform(0.7, 1.3) + mean * rng.uniform(0.7, 1.3)  # contrast, brightness
+        return np.clip(image, 0, 255)
+
+    x = [crop(flower, "petals") for _ in range(per_class)]
+    x += [crop(flower, "no petals") for _ in range(per_class // 2)]
+    x += [crop(china, "any") for _ in range(per_class - per_class // 2)]
+    y = np.repeat(np.asarray([0, 1], "int32"), per_class)
+    x_train, y_train, x_val, y_val = split(np.stack(x).astype("float32"), y, val_split, seed)
+    return ImageData(x_train, y_train, x_val, y_val, ["dahlia", "not-dahlia"], "embedded dahlia / not-dahlia crops")

@@ -7,6 +7,7 @@ from kcourse.layers.down_block import DownBlock
 from kcourse.layers.encoder_block import EncoderBlock
 from kcourse.layers.multi_head_self_attention import MultiHeadSelfAttention
 from kcourse.layers.positional_encoding import PositionalEncoding
+from kcourse.layers.random_resized_crop import RandomResizedCrop
 from kcourse.layers.skip_gram import SkipGram
 from kcourse.layers.up_block import UpBlock
 
@@ -17,6 +18,7 @@ __all__ = [
     "EncoderBlock",
     "MultiHeadSelfAttention",
     "PositionalEncoding",
+    "RandomResizedCrop",
     "SkipGram",
     "UpBlock",
 ]

@@ -1,0 +1,740 @@
+"""TP4 part 2: a pretrained Vision Transformer with our head, the augmentation ladder, rollout and occlusion.
+
+The handout's steps A to E on hot dog / not hot dog (d2l's 2,800 photos):
+
+- A, the backbone: keras-hub's ViTBackbone (vit_base_patch16_224_imagenet by
+  default, hf://google/vit-base-patch16-224, or a local preset folder). Its
+  sizes are read from the loaded model and the token arithmetic printed:
+  N = (H/P)(W/P) patches + 1 [CLS], output (B, 1+N, D): 197 x 768 for ViT-B/16.
+- B, the head: kcourse.layers.ClassificationHead on the [CLS] token or the
+  mean of the patch tokens (--pool), linear or one hidden layer of D/4, D/2
+  or D (--head). The backbone frozen first (its features computed once);
+  then the last N blocks and the final norm unfrozen at a lower learning
+  rate (--unfreeze-last N).
+- C, training: AdamW, cross-entropy, batch 32, warm-up then cosine decay;
+  curves, confusion matrix, macro F1, time per epoch, config.json.
+- D, the augmentation ladder (--augment, everything else equal): baseline
+  (centre crop), light (random resized crop + flip), medium (+ colour jitter
+  + random erasing), strong (+ RandAugment; --mix mixup|cutmix adds soft
+  labels). Per level: best val accuracy, macro F1, time per epoch and the
+  accuracy under a fixed, seeded set of unseen crops, lighting and blur.
+- E, interpretation: attention rollout from [CLS] to the patches, next to
+  the drop of the predicted logit when each patch is occluded.
+
+    python -m kcourse.tasks.vit                       # every step (offline: a small ViT, embedded photos)
+    python -m kcourse.tasks.vit --quick               # a smoke run in seconds
+    python -m kcourse.tasks.vit --augment all --mix cutmix
+    python -m kcourse.tasks.vit --pool cls mean --head linear D/4 D/2 D --augment baseline
+    python -m kcourse.tasks.vit --preset hf://google/vit-base-patch16-224 --unfreeze-last 2
+    python -m kcourse.tasks.vit --data-dir hymenoptera_data   # any image folder
+
+Offline, one line says so for each thing it could not download: the photos
+become an embedded dahlia / not-dahlia set (crops of scikit-learn's two
+sample photos), the backbone a small ViT with random weights (64 px, patch
+8, 4 blocks, width 128, MLP 512) trained from scratch, so that every step
+still runs in a few minutes on a laptop CPU. Before the ladder, the time of
+one epoch on this device is measured over a couple of steps and printed.
+
+The run folder gets config.json (every hyper-parameter, the schedule, what
+was frozen), history_<model>.csv, <model>.keras, metrics.json, summary.csv,
+learning_curves.png, confusion_<model>.png, augmentation.png,
+augment_ladder.csv / .png and interpretation.png.
+"""
+
+import hashlib
+import math
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from kcourse import cli, runs
+
+PRESET = "vit_base_patch16_224_imagenet"
+HF_PRESET = "hf://google/vit-base-patch16-224"
+HOTDOG_URL = "http://d2l-data.s3-accelerate.amazonaws.com/hotdog.zip"
+HOTDOG_SHA1 = "fba480ffa8aa7e0febbb511d181409f899b9baa5"  # as d2l publishes it
+# The offline stand-in: a ViT small enough to train from scratch on a CPU in a minute.
+SMALL_VIT = dict(image_shape=(64, 64, 3), patch_size=8, num_layers=4, num_heads=4, hidden_dim=128, mlp_dim=512)
+SMALL_VIT_TEXT = "a small ViT with random weights (64 px, patch 8, 4 blocks, width 128, MLP 512), trained from scratch"
+LEVELS = ("baseline", "light", "medium", "strong")
+POOLS = ("cls", "mean")
+HEADS = ("linear", "D/4", "D/2", "D")
+MIXES = ("none", "mixup", "cutmix")
+CROP_MARGIN = 1 / 7  # images loaded at 256 for 224: the handout's Resize(256) -> CenterCrop(224)
+PRESET_HELP = "for a local copy: --preset path/to/folder, saved with save_to_preset"
+
+
+# ---------------------------------------------------------------- step A: the backbone
+def _local(preset):
+    return "://" not in preset and ("/" in preset or "\\" in preset or Path(preset).exists())
+
+
+def load_backbone(preset=PRESET):
+    """A keras-hub ViTBackbone and where its weights come from ("pretrained" or "random").
+
+    `preset`: a keras-hub preset name, a handle (kaggle://, hf://) or a local
+    folder saved with `save_to_preset`. Offline, one line says so and the
+    small ViT of SMALL_VIT is built with random weights instead.
+    """
+    from kcourse import downloads, system
+
+    keras_hub = system.keras_hub()
+    if _local(preset):
+        if not (Path(preset) / "config.json").is_file():
+            raise cli.LabError(
+                f"--preset {preset}: not a keras-hub preset folder (no config.json); "
+                f"save one with backbone.save_to_preset(folder), or give a preset name such as {PRESET}"
+            )
+        backbone = keras_hub.models.Backbone.from_preset(preset)
+    else:
+        if "://" not in preset and preset not in keras_hub.models.ViTBackbone.presets:
+            vits = ", ".join(sorted(keras_hub.models.ViTBackbone.presets)[:4])
+            raise cli.LabError(f"--preset {preset}: unknown ViT preset; choose one of {vits}..., {HF_PRESET}, or a local preset folder")
+        what, instead = f"the keras-hub preset {preset} ({PRESET_HELP})", SMALL_VIT_TEXT
+        if preset.startswith("hf://") and not downloads.online("huggingface.co"):
+            downloads.offline_notice(what, instead)  # an hf:// handle would retry for ~20 s, then blame config.json
+            backbone = None
+        else:
+            backbone = downloads.download_or_none(lambda: keras_hub.models.Backbone.from_preset(preset), what, instead)
+        if backbone is None:
+            return keras_hub.models.ViTBackbone(**SMALL_VIT, name="small_vit"), "random"
+    if not isinstance(backbone, keras_hub.models.ViTBackbone):
+        raise cli.LabError(f"--preset {preset}: a {type(backbone).__name__}, not a ViTBackbone; give a ViT preset such as {PRESET}")
+    return backbone, "pretrained"
+
+
+def describe(backbone):
+    """The backbone's sizes, read from the loaded model (never assumed)."""
+    height, width = backbone.image_shape[:2]
+    patch = tuple(backbone.patch_size) if not isinstance(backbone.patch_size, int) else (backbone.patch_size,) * 2
+    grid = (height // patch[0], width // patch[1])
+    return dict(
+        image_size=(int(height), int(width)), patch_size=patch, grid=grid, num_patches=grid[0] * grid[1],
+        tokens=grid[0] * grid[1] + 1, hidden_dim=int(backbone.hidden_dim), mlp_dim=int(backbone.mlp_dim),
+        num_layers=int(backbone.num_layers), num_heads=int(backbone.num_heads),
+        output_shape=tuple(backbone.output.shape[1:]), params=int(backbone.count_params()),
+    )
+
+
+def block_params(d, mlp):
+    """Parameters of one pre-norm encoder block from D and the MLP width M.
+
+    attention: Q, K, V and output projections, 4 (D*D + D); MLP: D*M + M + M*D + D;
+    two LayerNorms: 2 * 2D. Total 4D^2 + 2DM + 9D + M.
+    """
+    return 4 * (d * d + d) + (d * mlp + mlp + mlp * d + d) + 2 * 2 * d
+
+
+def token_arithmetic(info, backbone):
+    """The lines the handout asks for: N, the output shape, one block's parameters (formula vs Keras)."""
+    (h, w), (ph, pw), (gh, gw) = info["image_size"], info["patch_size"], info["grid"]
+    d, m = info["hidden_dim"], info["mlp_dim"]
+    block = backbone.get_layer("vit_encoder").encoder_layers[0]
+    keras_count = block.count_params()
+    formula = block_params(d, m)
+    return [
+        f"image {h}x{w}, patch {ph}x{pw}: N = ({h}/{ph})({w}/{pw}) = {gh} x {gw} = {info['num_patches']} patches "
+        f"+ 1 [CLS] = {info['tokens']} tokens of D = {d}",
+        f"backbone output (B, 1+N, D) = (B, {info['tokens']}, {d}); Keras says (B, {', '.join(str(s) for s in info['output_shape'])})",
+        f"{info['num_layers']} encoder blocks, {info['num_heads']} heads, MLP width M = {m}; one block: "
+        f"4(D^2 + D) + 2DM + M + D + 4D = {formula:,} parameters; Keras counts {keras_count:,}"
+        + ("" if formula == keras_count else " (different: the formula misses something)"),
+    ]
+
+
+def normalization(preset, weights):
+    """What the pretrained weights expect: the preset's image converter if it has one, else ImageNet mean/std.
+
+    Returns a keras Normalization layer (values in [0, 255] in) and a description.
+    """
+    from keras import layers
+
+    from kcourse import images, system
+
+    if weights == "pretrained":
+        try:
+            converter = system.keras_hub().layers.ImageConverter.from_preset(preset)
+        except Exception:
+            converter = None
+        if converter is not None and converter.scale is not None:
+            scale = np.broadcast_to(np.asarray(converter.scale, "float64"), (3,))
+            offset = np.broadcast_to(np.asarray(converter.offset if converter.offset is not None else 0.0, "float64"), (3,))
+            mean, std = -offset / scale, 1.0 / scale  # x * scale + offset = (x - mean) / std
+            return (layers.Normalization(mean=mean.tolist(), variance=(std**2).tolist(), name="normalization"),
+                    f"the preset's own (x * {scale[0]:.4g} + {offset[0]:.4g})")
+    mean = [255.0 * m for m in images.IMAGENET_MEAN]
+    variance = [(255.0 * s) ** 2 for s in images.IMAGENET_STD]
+    return layers.Normalization(mean=mean, variance=variance, name="normalization"), "ImageNet mean and std"
+
+
+def fresh_copy(backbone):
+    """A new backbone with the same architecture and a copy of the weights (every variant starts from them)."""
+    copy = backbone.__class__.from_config(backbone.get_config())
+    copy.set_weights(backbone.get_weights())
+    return copy
+
+
+def unfreeze(backbone, last):
+    """Freeze the backbone except its last `last` encoder blocks and the final LayerNorm ("all": nothing frozen).
+
+    `trainable=False` on a Keras layer also freezes everything inside it; the
+    encoder itself stays trainable so that its unfrozen children train.
+    Returns a description of what trains, for config.json and the summary.
+    """
+    encoder = backbone.get_layer("vit_encoder")
+    blocks = encoder.encoder_layers
+    if last != "all" and not 0 <= last <= len(blocks):
+        raise cli.LabError(f"--unfreeze-last {last}: this backbone has {len(blocks)} encoder blocks; choose 0 to {len(blocks)}")
+    if last in ("all", 0):
+        backbone.trainable = last == "all"
+        return stage_name(last)
+    backbone.trainable = True
+    backbone.get_layer("vit_patching_and_embedding").trainable = False
+    for i, block in enumerate(blocks):
+        block.trainable = i >= len(blocks) - last
+    encoder.dropout.trainable = False
+    encoder.layer_norm.trainable = True
+    return stage_name(last)
+
+
+def stage_name(last):
+    """What trains besides the head for --unfreeze-last `last`, in words."""
+    if last == "all":
+        return "all (scratch)"
+    if last == 0:
+        return "head (frozen)"
+    return f"last {last} + norm"
+
+
+# ---------------------------------------------------------------- data
+def load_data(data_dir=None, image_size=224, val_split=0.2, quick=False, seed=0):
+    """The photos as a kcourse.images.ImageData, loaded at 8/7 of `image_size` (256 for 224), values in [0, 255].
+
+    By default d2l's hot dog / not hot dog photos (hotdog.zip, downloaded once,
+    SHA-1 checked; its test/ folder is the validation set); `data_dir`: any
+    image folder; offline: the embedded dahlia / not-dahlia crops.
+    `quick`: at most 24 images per class and split (offline: 64 train / 32 val).
+    """
+    from kcourse import downloads, images
+
+    limit = 24 if quick else None
+    if data_dir is not None:
+        return images.load_image_folder(data_dir, image_size, val_split, seed, CROP_MARGIN, limit)
+    root = downloads.download_or_none(
+        hotdog_folder, "d2l's hot dog / not hot dog photos (hotdog.zip)",
+        "an embedded dahlia / not-dahlia set (crops of scikit-learn's two sample photos)",
+    )
+    if root is None:
+        return images.embedded_dahlia_or_not(image_size, 48 if quick else 144, val_split=1 / 3, seed=seed, crop_margin=CROP_MARGIN)
+    data = images.load_image_folder(root, image_size, val_split, seed, CROP_MARGIN, limit)
+    data.name = "d2l hotdog (train / test)"
+    return data
+
+
+def hotdog_folder():
+    """hotdog.zip fetched once (keras.utils.get_file), checked against d2l's SHA-1, unpacked: a folder with train/ and val/.
+
+    keras' get_file checks sha256 or md5 only, so the SHA-1 is checked here.
+    The zip's test/ folder is seen as val/ through a symbolic link.
+    """
+    from kcourse import downloads
+
+    archive = Path(downloads.fetch("hotdog.zip", HOTDOG_URL))
+    sha1 = hashlib.sha1()
+    with open(archive, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            sha1.update(chunk)
+    if sha1.hexdigest() != HOTDOG_SHA1:
+        raise cli.LabError(f"the downloaded hotdog.zip has SHA-1 {sha1.hexdigest()}, not d2l's {HOTDOG_SHA1}; delete {archive} and run again")
+    root = archive.parent / "hotdog"
+    if not (root / "train").is_dir():
+        try:
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(archive.parent)
+        except zipfile.BadZipFile:
+            raise cli.LabError(f"the downloaded hotdog.zip cannot be unpacked; delete {archive} and run again") from None
+    if not (root / "val").exists():
+        (root / "val").symlink_to("test", target_is_directory=True)
+    return root
+
+
+def robustness_set(x, y, seed=0):
+    """A fixed, seeded set of perturbations no level trains on: crops, lighting and blur of every image.
+
+    crop: a random window of 55-75% of the side, resized back; lighting:
+    brightness x0.5-0.7 or x1.4-1.7 with a gamma of 0.7-1.4; blur: a Gaussian
+    of sigma 1/48 of the side. The same images for every augmentation level.
+
+    Returns {kind: (images, labels)}.
+    """
+    from PIL import Image, ImageFilter
+
+    rng = np.random.default_rng(seed + 1234)
+    side = x.shape[1]
+    crops, lights, blurs = [], [], []
+    for image in x:
+        s = int(round(side * rng.uniform(0.55, 0.75)))
+        top, left = rng.integers(0, side - s + 1, size=2)
+        window = Image.fromarray(image[top : top + s, left : left + s].astype("uint8"))
+        crops.append(np.asarray(window.resize((side, side), Image.BILINEAR), "float32"))
+        gain = rng.uniform(0.5, 0.7) if rng.random() < 0.5 else rng.uniform(1.4, 1.7)
+        lights.append(np.clip(255.0 * (image / 255.0) ** rng.uniform(0.7, 1.4) * gain, 0, 255).astype("float32"))
+        blurred = Image.fromarray(image.astype("uint8")).filter(ImageFilter.GaussianBlur(side / 48))
+        blurs.append(np.asarray(blurred, "float32"))
+    return {kind: (np.stack(v), y) for kind, v in (("crop", crops), ("lighting", lights), ("blur", blurs))}
+
+
+# ---------------------------------------------------------------- step D: augmentation
+def augmentation(level, image_size, load_size, seed=0):
+    """The ladder's pipeline for one level: Keras preprocessing layers, random in training only.
+
+    (B, L, L, 3) in [0, 255] -> (B, S, S, 3) in [0, 255]; at inference every
+    level gives the same centre crop S of L (RandomResizedCrop's inference path).
+    The strong level's RandAugment runs in the input pipeline (train_dataset),
+    before these layers: strong = RandAugment, then the medium layers.
+    """
+    import keras
+    from keras import layers
+
+    from kcourse.layers import RandomResizedCrop
+
+    if level not in LEVELS:
+        raise cli.LabError(f"--augment {level!r}: choose among {', '.join(LEVELS)} or all")
+    s = image_size
+    if level == "baseline":
+        return keras.Sequential([layers.CenterCrop(s, s)], name="augment_baseline")
+    steps = [
+        RandomResizedCrop(s, s, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), inference_crop=s / load_size, seed=seed, name="random_resized_crop"),
+        layers.RandomFlip("horizontal", seed=seed + 1, name="flip"),
+    ]
+    if level in ("medium", "strong"):
+        steps.append(layers.RandomColorJitter(value_range=(0, 255), brightness_factor=0.2, contrast_factor=0.2,
+                                              saturation_factor=(0.3, 0.7), hue_factor=0.05, seed=seed + 3, name="color_jitter"))
+        steps.append(layers.RandomErasing(factor=0.5, scale=(0.02, 0.25), value_range=(0, 255), seed=seed + 4, name="random_erasing"))
+    return keras.Sequential(steps, name=f"augment_{level}")
+
+
+def train_dataset(x, y, batch_size, num_classes, randaugment=False, mix=None, seed=0):
+    """The training photos as a shuffled tf.data pipeline with RandAugment and/or MixUp / CutMix, or (x, y) as is.
+
+    These Keras layers run inside tf.data whatever the backend (their own
+    TensorFlow path), in parallel with training: under a jax jit, RandAugment
+    alone made a training step of the small ViT 40 times slower. RandAugment
+    comes first (on the whole photo), the rest of the level in the model.
+    With `mix`, labels become one-hot rows mixed like the images (each row
+    sums to 1): the loss is then categorical cross-entropy, and accuracy
+    compares the argmax of the soft label with the prediction's.
+    """
+    if not randaugment and mix is None:
+        return x, y
+    if mix not in (None, "mixup", "cutmix"):
+        raise cli.LabError(f"--mix {mix!r}: choose mixup or cutmix")
+    import keras
+
+    from kcourse import system
+
+    tf = system.import_tensorflow()
+    rand = keras.layers.RandAugment(value_range=(0, 255), num_ops=2, factor=0.5, seed=seed + 2) if randaugment else None
+    mixer = {"mixup": keras.layers.MixUp, "cutmix": keras.layers.CutMix}[mix](seed=seed + 5) if mix else None
+
+    def augment(images, labels):
+        if rand is not None:
+            images = rand(images, training=True)
+        if mixer is not None:
+            out = mixer({"images": images, "labels": tf.one_hot(labels, num_classes)}, training=True)
+            images, labels = out["images"], out["labels"]
+        return images, labels
+
+    data = tf.data.Dataset.from_tensor_slices((np.asarray(x, "float32"), np.asarray(y, "int32")))
+    data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size, drop_remainder=len(x) >= batch_size)
+    return data.map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+# ---------------------------------------------------------------- step B / C: the model
+def pool_tokens(tokens, pool):
+    """(B, 1+N, D) -> (B, D): the [CLS] token ("cls") or the mean of the N patch tokens ("mean").
+
+    Built from Keras' own layers, so that the saved model needs no custom class.
+    """
+    from keras import layers
+
+    n = tokens.shape[1] - 1
+    if pool == "cls":
+        return layers.Flatten(name="cls_token")(layers.Cropping1D((0, n), name="keep_cls")(tokens))  # (B, D)
+    if pool == "mean":
+        patches = layers.Cropping1D((1, 0), name="drop_cls")(tokens)  # (B, N, D)
+        return layers.GlobalAveragePooling1D(name="mean_of_patches")(patches)  # (B, D)
+    raise cli.LabError(f"--pool {pool!r}: choose among {', '.join(POOLS)}")
+
+
+def head_width(head, d):
+    """The hidden width for --head: None (linear), D/4, D/2 or D."""
+    if head not in HEADS:
+        raise cli.LabError(f"--head {head!r}: choose among {', '.join(HEADS)}")
+    return {"linear": None, "D/4": d // 4, "D/2": d // 2, "D": d}[head]
+
+
+def make_head(num_classes, head, d, dropout=0.1, head_dim=None):
+    """ClassificationHead(num_classes) on features of size D, guarded by input_dim (--head-dim, default D)."""
+    from kcourse.layers import ClassificationHead
+
+    return ClassificationHead(num_classes, hidden_dim=head_width(head, d), dropout=dropout,
+                              input_dim=head_dim or d, name="head")
+
+
+def attach_head(head, features, head_dim):
+    """head(features), with the shape check's error as one line (the handout's assert on D)."""
+    try:
+        return head(features)
+    except ValueError as error:
+        if "ClassificationHead expected" not in str(error):
+            raise
+        raise cli.LabError(
+            f"--head-dim {head_dim}: the head expects features of size {head_dim}, but the pooled backbone gives "
+            f"D = {features.shape[-1]}; leave --head-dim out to read D from the backbone"
+        ) from None
+
+
+def schedule(learning_rate, steps, warmup=0.1):
+    """Linear warm-up over `warmup` of the steps to `learning_rate`, then cosine decay to 0."""
+    import keras
+
+    warm = max(1, int(round(warmup * steps)))
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(1, steps - warm), warmup_target=learning_rate, warmup_steps=warm
+    )
+
+
+def compile_classifier(model, learning_rate, steps, warmup=0.1, weight_decay=0.05, soft_labels=False):
+    """AdamW on the warm-up schedule; cross-entropy on logits (categorical for soft labels)."""
+    import keras
+
+    from kcourse.training import compile_model
+
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True) if soft_labels else "sparse_categorical_logits"
+    optimizer = keras.optimizers.AdamW(schedule(learning_rate, steps, warmup), weight_decay=weight_decay)
+    return compile_model(model, optimizer, loss=loss, metrics=("accuracy",))
+
+
+def build_classifier(backbone, normalize, pool, head):
+    """normalisation -> backbone -> pooling -> head: (B, S, S, 3) in [0, 255] -> logits (B, C)."""
+    import keras
+
+    inputs = keras.Input(tuple(backbone.image_shape), name="image")
+    tokens = backbone(normalize(inputs))  # (B, 1+N, D)
+    features = pool_tokens(tokens, pool)  # (B, D)
+    return keras.Model(inputs, attach_head(head, features, head.input_dim), name="classifier")
+
+
+def build_model(backbone, normalize, num_classes, load_size, level="baseline", pool="cls", head="linear",
+                dropout=0.1, head_dim=None, seed=0, name="vit"):
+    """augmentation(level) -> classifier: (B, L, L, 3) photos in [0, 255] -> logits. Not compiled.
+
+    The classifier (`model.get_layer("classifier")`) takes (B, S, S, 3) crops:
+    the interpretation step calls it directly.
+    """
+    import keras
+
+    d = backbone.hidden_dim
+    size = backbone.image_shape[0]
+    classifier = build_classifier(backbone, normalize, pool, make_head(num_classes, head, d, dropout, head_dim))
+    inputs = keras.Input((load_size, load_size, 3), name="photo")
+    outputs = classifier(augmentation(level, size, load_size, seed)(inputs))
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_head_model(d, num_classes, head, dropout=0.1, head_dim=None, name="head_on_features"):
+    """The head alone, on pooled features (B, D): what trains when the backbone is frozen and the features cached."""
+    import keras
+
+    inputs = keras.Input((d,), name="features")
+    return keras.Model(inputs, attach_head(make_head(num_classes, head, d, dropout, head_dim), inputs, head_dim or d), name=name)
+
+
+def features(backbone, normalize, x, load_size, pools=POOLS, batch_size=32):
+    """Pooled features of the frozen backbone, computed once: {pool: (N, D)} for the centre crops of `x`."""
+    import keras
+
+    size = backbone.image_shape[0]
+    inputs = keras.Input((load_size, load_size, 3))
+    tokens = backbone(normalize(augmentation("baseline", size, load_size)(inputs)))  # (B, 1+N, D)
+    model = keras.Model(inputs, {p: keras.layers.Identity(name=p)(pool_tokens(tokens, p)) for p in pools})
+    return model.predict(x, batch_size=batch_size, verbose=0)
+
+
+def parameter_counts(model):
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    return trainable, model.count_params()
+
+
+def epoch_estimate(what, num_samples, batch_size, epochs, runs_left, timed_steps=2):
+    """A callback that times the first few training steps and prints how long an epoch, and the
+    `runs_left` trainings of `epochs` epochs, will take on this device.
+
+    The first step compiles; steps 2 and 3 are timed. A last, smaller batch
+    compiles again, so only full batches are timed; with fewer than two of
+    them the first step is used and the estimate is an upper bound.
+    """
+    import keras
+
+    full, steps = num_samples // batch_size, math.ceil(num_samples / batch_size)
+
+    class EpochEstimate(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.times, self.done = [], False
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:
+                self.times = [time.perf_counter()]
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.done:
+                return
+            self.times.append(time.perf_counter())
+            timed = min(timed_steps, full - 1)
+            if batch == max(timed, 0) or batch == steps - 1:
+                if timed >= 1:
+                    per_step, how = (self.times[-1] - self.times[1]) / timed, f"{timed} steps timed after compiling"
+                else:
+                    per_step, how = self.times[1] - self.times[0], "the first step, compiling included: an upper bound"
+                seconds = per_step * steps
+                print(f"\n   estimate: an epoch of {what} takes about {seconds:.1f} s on this device "
+                      f"({per_step:.2f} s per step of {batch_size}, {how}); {runs_left} x {epochs} epochs: "
+                      f"about {seconds * runs_left * epochs / 60:.1f} min", flush=True)
+                self.done = True
+
+    return EpochEstimate()
+
+
+# ---------------------------------------------------------------- evaluation
+def evaluate(predict, x, y, num_classes):
+    """Accuracy, macro F1 and the predicted classes; `predict(x)` returns logits."""
+    from sklearn.metrics import f1_score
+
+    y_pred = np.asarray(predict(x)).argmax(-1)
+    f1 = f1_score(y, y_pred, average="macro", labels=range(num_classes), zero_division=0)
+    return float((y_pred == y).mean()), float(f1), y_pred
+
+
+def robust_accuracy(predict, robust):
+    """{kind: accuracy} on the perturbed sets, and their mean."""
+    per_kind = {kind: float((np.asarray(predict(x)).argmax(-1) == y).mean()) for kind, (x, y) in robust.items()}
+    return per_kind, float(np.mean(list(per_kind.values())))
+
+
+def ladder_figure(rows):
+    """Bar plot: best val accuracy, macro F1 and robust accuracy per augmentation level."""
+    import matplotlib.pyplot as plt
+
+    metrics = ("best val accuracy", "macro F1", "robust accuracy")
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(rows), 3.4))
+    width = 0.8 / len(metrics)
+    for k, metric in enumerate(metrics):
+        values = [row[metric] for row in rows]
+        positions = np.arange(len(rows)) + (k - 1) * width
+        ax.bar(positions, values, width, label=metric)
+        for p, v in zip(positions, values):
+            ax.text(p, v + 0.01, f"{v:.2f}", ha="center", fontsize=7)
+    ax.set_xticks(np.arange(len(rows)), [row["augment"] for row in rows])
+    ax.set(ylim=(0, 1.1), ylabel="score", title="augmentation ladder (everything else equal)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def samples_figure(image, levels, image_size, load_size, seed=0, copies=4):
+    """One photo through each level: per row, what the model sees at inference, then `copies` training draws."""
+    from keras import ops
+
+    from kcourse import plots
+
+    rows, titles = [], []
+    for level in levels:
+        augment = augmentation(level, image_size, load_size, seed)
+        batch = np.repeat(image[None], copies, axis=0)
+        if level == "strong":  # RandAugment runs in the input pipeline
+            batch = next(iter(train_dataset(batch, np.zeros(copies, "int32"), copies, 2, randaugment=True, seed=seed)))[0].numpy()
+        rows += [ops.convert_to_numpy(augment(image[None], training=False))[0], *ops.convert_to_numpy(augment(batch, training=True))]
+        titles += [f"{level}: inference"] + [f"{level} {k + 1}" for k in range(copies)]
+    return plots.image_grid(np.clip(np.stack(rows) / 255.0, 0, 1), titles, ncols=1 + copies)
+
+
+def interpret(classifier, backbone, normalize, x, y, class_names, load_size, count=4):
+    """Step E on `count` validation photos: rollout from [CLS] and occlusion of each patch, side by side.
+
+    Returns the figure and the maps {"rollout": (B, gh, gw), "occlusion": (B, gh, gw)}.
+    """
+    from keras import ops
+
+    from kcourse import interpret as ip
+
+    info = describe(backbone)
+    size = info["image_size"][0]
+    crops = ops.convert_to_numpy(augmentation("baseline", size, load_size)(x[:count]))  # (B, S, S, 3)
+    _, attention = ip.attention_maps(backbone, ops.convert_to_numpy(normalize(crops)))
+    rollout = ip.cls_to_patches(ip.rollout(attention), info["grid"])
+    drops, predicted = ip.occlusion(classifier, crops, info["patch_size"][0])
+    titles = [f"{class_names[t]} (predicted {class_names[p]})" for t, p in zip(y[:count], predicted)]
+    fig = ip.figure(crops / 255.0, {"attention rollout [CLS]": rollout, "occlusion: logit drop": drops}, titles)
+    return fig, {"rollout": rollout, "occlusion": drops}
+
+
+# ---------------------------------------------------------------- the lab
+def levels_from(names):
+    if "all" in names:
+        return list(LEVELS)
+    return list(dict.fromkeys(names))
+
+
+def main(argv=None):
+    parser = cli.lab_parser("vit", __doc__, epochs=5, batch_size=32, learning_rate=1e-3,
+                            quick={"augment": ["baseline", "light"], "pool": ["cls"], "head": ["linear"]})
+    data_group = parser.add_argument_group("data")
+    data_group.add_argument("--data-dir", type=Path, help="image folder: train/ and val/ with one folder per class, or one folder per class")
+    data_group.add_argument("--val-split", type=cli.fraction, default=0.2, help="held-out fraction without a val/ folder (default: %(default)s)")
+    model_group = parser.add_argument_group("backbone and head (steps A, B)")
+    model_group.add_argument("--preset", default=PRESET, help=f"keras-hub ViT preset, handle ({HF_PRESET}) or local folder (default: %(default)s)")
+    model_group.add_argument("--pool", nargs="+", default=["cls", "mean"], choices=POOLS, help="features for the head: [CLS] token, mean of patch tokens (default: cls mean)")
+    model_group.add_argument("--head", nargs="+", default=["linear", "D/2"], choices=HEADS, help="linear, or one hidden layer of D/4, D/2 or D (default: linear D/2)")
+    model_group.add_argument("--head-dim", type=cli.positive_int, help="feature size the head expects (default: D, read from the backbone)")
+    model_group.add_argument("--dropout", type=float, default=0.1, help="the hidden head's dropout (default: %(default)s)")
+    model_group.add_argument("--unfreeze-last", type=int, default=1, metavar="N", help="fine-tune the last N encoder blocks + final norm; 0: head only (default: %(default)s)")
+    model_group.add_argument("--finetune-learning-rate", type=cli.positive_float, help="learning rate when blocks are unfrozen (default: --learning-rate / 10)")
+    train_group = parser.add_argument_group("training (step C)")
+    train_group.add_argument("--warmup", type=cli.fraction, default=0.1, help="fraction of the steps spent warming up (default: %(default)s)")
+    train_group.add_argument("--weight-decay", type=float, default=0.05, help="AdamW's (default: %(default)s)")
+    aug_group = parser.add_argument_group("augmentation ladder (step D)")
+    aug_group.add_argument("--augment", nargs="+", default=["all"], choices=[*LEVELS, "all"], help="levels to compare, everything else equal (default: all)")
+    aug_group.add_argument("--mix", default="none", choices=MIXES, help="MixUp or CutMix with soft labels on the strong level (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.unfreeze_last < 0:
+        raise cli.LabError(f"--unfreeze-last {args.unfreeze_last}: must be 0 or more")
+    if not 0.0 <= args.dropout < 1.0:
+        raise cli.LabError(f"--dropout {args.dropout}: must be in [0, 1)")
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        from kcourse import images
+
+        raise cli.LabError(f"--data-dir {args.data_dir}: no such folder; {images.layout_help(args.data_dir)}")
+    run = runs.start("vit", args)
+
+    # ---- step A: the backbone
+    backbone, weights = load_backbone(args.preset)
+    info = describe(backbone)
+    scratch = weights == "random"
+    print(f"\nA. backbone: {SMALL_VIT_TEXT if scratch else args.preset + ' (pretrained)'}, {info['params']:,} parameters")
+    for line in token_arithmetic(info, backbone):
+        print("   " + line)
+    d, size = info["hidden_dim"], info["image_size"][0]
+    build_head_model(d, 2, args.head[0], head_dim=args.head_dim)  # the handout's assert on D, before any data
+    normalize, norm_text = normalization(args.preset, weights)
+
+    data = load_data(args.data_dir, size, args.val_split, args.quick, args.seed)
+    load, num_classes = data.x_train.shape[1], len(data.class_names)
+    print(f"{data!r}; inputs normalised with {norm_text}")
+    levels = levels_from(args.augment)
+    unfreeze_last = "all" if scratch else args.unfreeze_last
+    lr = args.learning_rate if unfreeze_last in (0, "all") else (args.finetune_learning_rate or args.learning_rate / 10)
+    pool, head = args.pool[0], args.head[0]
+    run.note(data_used=data.name, classes=data.class_names, weights=weights, backbone=info, normalization=norm_text,
+             load_size=load, image_size=size, head_learning_rate=args.learning_rate,
+             ladder=dict(levels=levels, mix=args.mix, pool=pool, head=head, learning_rate=lr,
+                         trains=stage_name(unfreeze_last), frozen="the patch embedding and the earlier blocks" if unfreeze_last not in (0, "all") else ("nothing" if unfreeze_last == "all" else "the whole backbone")),
+             optimizer=f"AdamW(weight_decay={args.weight_decay})",
+             schedule=f"linear warm-up over {args.warmup:.0%} of the steps to the learning rate, then cosine decay to 0")
+    robust = robustness_set(data.x_val, data.y_val, args.seed)
+    steps_per_epoch = math.ceil(len(data.x_train) / args.batch_size)
+    steps = steps_per_epoch * args.epochs
+    results = {}
+
+    def metrics(fitted, predict, x_val, robust_sets):
+        acc, f1, y_pred = evaluate(predict, x_val, data.y_val, num_classes)
+        per_kind, robust_acc = robust_accuracy(predict, robust_sets)
+        best = max(fitted.history.get("val_accuracy", [acc]))
+        return y_pred, per_kind, {"best val accuracy": best, "val accuracy": acc, "macro F1": f1, "robust accuracy": robust_acc}
+
+    # ---- step B: the backbone frozen, the head trained on features computed once
+    n_images = len(data.x_train) + 4 * len(data.x_val)
+    print(f"\nB. backbone frozen: its pooled features ({', '.join(args.pool)}) of {n_images:,} images "
+          f"(train, val and the 3 robustness sets) computed once", flush=True)
+    start = time.perf_counter()
+    f_train = features(backbone, normalize, data.x_train, load, args.pool, args.batch_size)
+    f_val = features(backbone, normalize, data.x_val, load, args.pool, args.batch_size)
+    f_robust = {k: features(backbone, normalize, xr, load, args.pool, args.batch_size) for k, (xr, _) in robust.items()}
+    print(f"   {time.perf_counter() - start:.1f} s; then only the head trains, at learning rate {args.learning_rate:g}")
+    for p in args.pool:
+        for h in args.head:
+            name = f"frozen-{p}-{h.replace('/', '_')}"
+
+            def build(h=h):
+                model = build_head_model(d, num_classes, h, args.dropout, args.head_dim)
+                return compile_classifier(model, args.learning_rate, steps, args.warmup, args.weight_decay)
+
+            fitted = run.fit(name, build, (f_train[p], data.y_train), (f_val[p], data.y_val))
+            fitted.figures["total params"] += info["params"]  # the frozen backbone is part of the model
+            predict = lambda f, m=fitted.model: m.predict(f, batch_size=256, verbose=0)  # noqa: E731
+            y_pred, per_kind, scores = metrics(fitted, predict, f_val[p], {k: (f_robust[k][p], robust[k][1]) for k in robust})
+            run.record(fitted, stage=stage_name(0), augment="baseline", **scores)
+            run.save_metrics(**{name: {"robustness": per_kind}})
+            results[name] = dict(model=fitted.model, y_pred=y_pred)
+    del f_train, f_val, f_robust
+
+    # ---- step D: the augmentation ladder, everything else equal
+    warm = results.get(f"frozen-{pool}-{head.replace('/', '_')}", {}).get("model")
+    warm = warm if unfreeze_last not in (0, "all") else None
+    print(f"\nD. augmentation ladder {', '.join(levels)}" + (f" (+{args.mix} on strong)" if args.mix != "none" else "")
+          + f": {stage_name(unfreeze_last)} trains, learning rate {lr:g}, pool {pool}, head {head}"
+          + (", starting from the frozen stage's head" if warm is not None else "")
+          + (" (random weights: the whole ViT trains from scratch; --unfreeze-last is for pretrained ones)" if scratch else ""))
+
+    def build_level(level, soft):
+        copy = fresh_copy(backbone)
+        unfreeze(copy, unfreeze_last)
+        model = build_model(copy, normalize, num_classes, load, level, pool, head, args.dropout, args.head_dim, args.seed, name=level)
+        if warm is not None:  # linear probe, then fine-tune: the head starts where the frozen stage left it
+            model.get_layer("classifier").get_layer("head").set_weights(warm.get_layer("head").get_weights())
+        return compile_classifier(model, lr, steps, args.warmup, args.weight_decay, soft_labels=soft)
+
+    ladder = []
+    for i, level in enumerate(levels):
+        mix = args.mix if level == "strong" and args.mix != "none" else None
+        name = f"{level}+{mix}" if mix else level
+        what = f"{len(data.x_train):,} photos through this {info['num_layers']}-block ViT ({stage_name(unfreeze_last)} training)"
+        callbacks = [epoch_estimate(what, len(data.x_train), args.batch_size, args.epochs, len(levels))] if i == 0 else []
+        train = train_dataset(data.x_train, data.y_train, args.batch_size, num_classes, level == "strong", mix, args.seed)
+        val = (data.x_val, np.eye(num_classes, dtype="float32")[data.y_val] if mix else data.y_val)
+        piped = {} if isinstance(train, tuple) else {"shuffle": False}  # a tf.data pipeline shuffles itself
+        fitted = run.fit(name, lambda level=level, soft=bool(mix): build_level(level, soft), train, val, callbacks=callbacks, **piped)
+        predict = lambda x, m=fitted.model: m.predict(x, batch_size=args.batch_size, verbose=0)  # noqa: E731
+        y_pred, per_kind, scores = metrics(fitted, predict, data.x_val, robust)
+        row = run.record(fitted, stage=stage_name(unfreeze_last), augment=name, **scores)
+        run.save_metrics(**{name: {"robustness": per_kind}})
+        results[name] = dict(model=fitted.model, y_pred=y_pred)
+        ladder.append({"augment": name, **scores, "s / epoch": row["s / epoch"], **{f"robust {k}": v for k, v in per_kind.items()}})
+
+    from kcourse import plots
+
+    run.save_table("augment_ladder", ladder)
+    run.savefig(ladder_figure(ladder), "augment_ladder")
+    run.savefig(samples_figure(data.x_train[0], levels, size, load, args.seed), "augmentation")
+    best = max(ladder, key=lambda r: (r["val accuracy"], r["macro F1"]))["augment"]
+    run.savefig(plots.confusion_matrix(data.y_val, results[best]["y_pred"], data.class_names, f"{best} (val)"), f"confusion_{best}")
+
+    # ---- step E: attention rollout and occlusion, on the best model of the ladder
+    import keras
+
+    classifier = results[best]["model"].get_layer("classifier")
+    tuned = next(layer for layer in classifier.layers if isinstance(layer, keras.Model))  # the fine-tuned backbone
+    shown = np.concatenate([np.flatnonzero(data.y_val == c)[:2] for c in range(num_classes)])[:4]
+    fig, _ = interpret(classifier, tuned, classifier.get_layer("normalization"), data.x_val[shown], data.y_val[shown],
+                       data.class_names, load, count=len(shown))
+    run.savefig(fig, "interpretation")
+    print(f"\nE. attention rollout and occlusion of {best}: {run.file('interpretation.png')}")
+    return run.finish(f"ViT on {data.name}: {weights} backbone; frozen heads, then the augmentation ladder")
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,235 @@
+"""TP4 part 2: the ViT lab, on a tiny ViT saved as a local keras-hub preset and a few generated photos."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from kcourse import cli, images, interpret
+from kcourse.tasks import vit
+from tests.test_bad_inputs import run_lab
+from tests.test_images import make_folder
+
+TINY = dict(image_shape=(16, 16, 3), patch_size=4, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32)
+
+
+@pytest.fixture(scope="module")
+def tiny_preset(tmp_path_factory):
+    """A 2-block ViT (16 px, patch 4, width 16) saved with save_to_preset: what a local --preset folder holds."""
+    import keras
+
+    from kcourse import system
+
+    keras.utils.set_random_seed(1)
+    backbone = system.keras_hub().models.ViTBackbone(**TINY)
+    path = tmp_path_factory.mktemp("preset") / "tiny_vit"
+    backbone.save_to_preset(str(path))
+    return path, backbone.get_weights()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    root = make_folder(tmp_path_factory.mktemp("photos") / "data", n=4)  # red "ants", blue "bees"
+    return root, images.load_image_folder(root, image_size=16, crop_margin=vit.CROP_MARGIN)
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_preset):
+    backbone, weights = vit.load_backbone(str(tiny_preset[0]))
+    return backbone, weights
+
+
+def test_local_preset_loads_and_the_token_arithmetic_is_read_from_it(tiny_preset, loaded):
+    backbone, weights = loaded
+    assert weights == "pretrained"
+    for got, saved in zip(backbone.get_weights(), tiny_preset[1]):
+        np.testing.assert_array_equal(got, saved)
+    info = vit.describe(backbone)
+    assert info["grid"] == (4, 4) and info["num_patches"] == 16 and info["tokens"] == 17
+    assert info["output_shape"] == (17, 16) and info["num_layers"] == 2 and info["hidden_dim"] == 16
+    lines = vit.token_arithmetic(info, backbone)
+    assert "N = (16/4)(16/4) = 4 x 4 = 16 patches + 1 [CLS] = 17 tokens of D = 16" in lines[0]
+    assert "(B, 1+N, D) = (B, 17, 16); Keras says (B, 17, 16)" in lines[1]
+    # one block from D and M: 4(D^2 + D) + 2DM + M + D + 4D, equal to Keras' own count
+    assert vit.block_params(16, 32) == 2_224 and f"= 2,224 parameters; Keras counts 2,224" in lines[2]
+    assert vit.block_params(768, 3072) == 7_087_872  # ViT-B/16: 12 of these + embeddings = 85.8 M
+
+
+def test_a_missing_or_foreign_preset_is_a_one_line_error(tmp_path):
+    with pytest.raises(cli.LabError, match="not a keras-hub preset folder"):
+        vit.load_backbone(str(tmp_path / "nope"))
+    with pytest.raises(cli.LabError, match="--preset resnet_18_imagenet: unknown ViT preset"):
+        vit.load_backbone("resnet_18_imagenet")
+
+
+def _fit_step(backbone, photos, last, learning_rate=0.05):
+    import keras
+
+    _, data = photos
+    copy = vit.fresh_copy(backbone)
+    vit.unfreeze(copy, last)
+    norm, _ = vit.normalization("local", "random")
+    model = vit.build_model(copy, norm, 2, data.x_train.shape[1], "light", "cls", "D/2")
+    vit.compile_classifier(model, learning_rate, steps=2, warmup=0.5)
+    before = {w.path: keras.ops.convert_to_numpy(w).copy() for w in copy.weights}
+    head = model.get_layer("classifier").get_layer("head")
+    head_before = keras.ops.convert_to_numpy(head.out.kernel).copy()
+    model.fit(data.x_train, data.y_train, batch_size=len(data.x_train), epochs=2, verbose=0)
+    changed = {p for p, w in before.items() if not np.array_equal(w, _value(copy, p))}
+    assert not np.array_equal(head_before, keras.ops.convert_to_numpy(head.out.kernel))  # the head trains
+    return model, copy, before, changed
+
+
+def _value(model, path):
+    import keras
+
+    return keras.ops.convert_to_numpy(next(w for w in model.weights if w.path == path))
+
+
+def test_a_frozen_backbone_stays_bit_identical_through_fit(loaded, photos):
+    model, copy, before, changed = _fit_step(loaded[0], photos, 0)
+    assert changed == set(), sorted(changed)
+    trainable, total = vit.parameter_counts(model)
+    assert trainable == 16 * 8 + 8 + 8 * 2 + 2  # only the head: D -> D/2 -> 2 classes
+    assert total == trainable + copy.count_params()  # the frozen backbone still counts in the total
+
+
+def test_unfreeze_last_1_moves_only_the_last_block_and_the_final_norm(loaded, photos, tmp_path):
+    import keras
+
+    model, copy, before, changed = _fit_step(loaded[0], photos, 1)
+    movable = {p for p in before if p.startswith(("vit_encoder/transformer_block_2/", "vit_encoder/ln/"))}
+    assert changed == movable, sorted(changed ^ movable)
+    assert vit.parameter_counts(model)[0] == vit.block_params(16, 32) + 2 * 16 + 16 * 8 + 8 + 8 * 2 + 2
+    with pytest.raises(cli.LabError, match="--unfreeze-last 3: this backbone has 2 encoder blocks"):
+        vit.unfreeze(copy, 3)
+    # the saved model (a ViTBackbone inside, custom layers registered) reloads to the same outputs
+    _, data = photos
+    model.save(tmp_path / "light.keras")
+    reloaded = keras.saving.load_model(tmp_path / "light.keras")
+    np.testing.assert_allclose(reloaded.predict(data.x_val, verbose=0), model.predict(data.x_val, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+def test_attention_replay_equals_the_backbone_and_rollout_rows_sum_to_one(loaded):
+    backbone = loaded[0]
+    x = np.random.default_rng(0).normal(size=(3, 16, 16, 3)).astype("float32")
+    tokens, attention = interpret.attention_maps(backbone, x)
+    np.testing.assert_allclose(tokens, backbone.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    assert attention.shape == (3, 2, 2, 17, 17)  # (B, blocks, heads, 1+N, 1+N)
+    np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
+    flow = interpret.rollout(attention)
+    assert flow.shape == (3, 17, 17)
+    np.testing.assert_allclose(flow.sum(-1), 1.0, atol=1e-9)
+    # by hand for block 1: average the heads, add I, renormalise the rows; then block 2 on top
+    a1, a2 = [(attention[:, i].mean(1) + np.eye(17)) / (attention[:, i].mean(1) + np.eye(17)).sum(-1, keepdims=True) for i in (0, 1)]
+    np.testing.assert_allclose(flow, a2 @ a1, rtol=1e-5)
+    cls_map = interpret.cls_to_patches(flow, (4, 4))
+    assert cls_map.shape == (3, 4, 4)  # one value per patch
+    np.testing.assert_allclose(cls_map.sum(axis=(1, 2)), 1.0, atol=1e-9)
+
+
+def test_occluding_the_informative_patch_lowers_the_logit_most():
+    import keras
+
+    # a classifier whose class-0 logit reads the pixels of patch (2, 1) only, on an image that is bright there
+    weights = np.zeros((16, 16, 3, 2), "float32")
+    weights[8:12, 4:8, :, 0] = 1.0 / 48
+    inputs = keras.Input((16, 16, 3))
+    dense = keras.layers.Dense(2, use_bias=False)
+    model = keras.Model(inputs, dense(keras.layers.Flatten()(inputs)))
+    dense.set_weights([weights.reshape(-1, 2)])
+    image = np.full((1, 16, 16, 3), 60.0, "float32")
+    image[0, 8:12, 4:8] = 250.0
+    drops, target = interpret.occlusion(model, image, patch=4)
+    assert drops.shape == (1, 4, 4) and target.tolist() == [0]
+    assert np.unravel_index(drops[0].argmax(), (4, 4)) == (2, 1)
+    assert drops[0, 2, 1] > 100 and np.abs(np.delete(drops[0].ravel(), 2 * 4 + 1)).max() < 1e-3
+
+
+def test_every_level_gives_the_same_centre_crop_at_inference(photos):
+    from keras import ops
+
+    _, data = photos
+    load = data.x_train.shape[1]  # 18 = 16 * 8/7
+    crops = {level: ops.convert_to_numpy(vit.augmentation(level, 16, load)(data.x_val, training=False)) for level in vit.LEVELS}
+    for level, out in crops.items():
+        assert out.shape == (len(data.x_val), 16, 16, 3)
+        np.testing.assert_allclose(out, data.x_val[:, 1:17, 1:17], atol=1e-4, err_msg=level)
+    trained = ops.convert_to_numpy(vit.augmentation("medium", 16, load)(data.x_train, training=True))
+    assert trained.shape == (len(data.x_train), 16, 16, 3) and not np.allclose(trained, crops["baseline"][: len(trained)])
+    with pytest.raises(cli.LabError, match="--augment 'extreme'"):
+        vit.augmentation("extreme", 16, load)
+
+
+@pytest.mark.parametrize("mix", ["mixup", "cutmix"])
+def test_mixed_labels_are_soft_and_sum_to_one(mix):
+    x = np.random.default_rng(0).uniform(0, 255, (16, 8, 8, 3)).astype("float32")
+    y = np.repeat([0, 1], 8).astype("int32")
+    batches = list(vit.train_dataset(x, y, 8, 2, mix=mix, seed=0))
+    labels = np.concatenate([b[1].numpy() for b in batches])
+    assert labels.shape == (16, 2) and batches[0][0].shape == (8, 8, 8, 3)
+    np.testing.assert_allclose(labels.sum(1), 1.0, atol=1e-5)
+    assert ((labels > 0.01) & (labels < 0.99)).any(), labels  # soft: some rows mix both classes
+
+
+def test_augment_all_quick_writes_its_table_and_plot(tiny_preset, photos, tmp_path, backend, capsys):
+    root, _ = photos
+    out = tmp_path / "run"
+    run = vit.main(["--augment", "all", "--mix", "cutmix", "--quick", "--data-dir", str(root),
+                    "--preset", str(tiny_preset[0]), "--batch-size", "4", "--out", str(out)])
+    stdout = capsys.readouterr().out
+    with open(run.file("augment_ladder.csv")) as f:
+        ladder = list(csv.DictReader(f))
+    assert [row["augment"] for row in ladder] == ["baseline", "light", "medium", "strong+cutmix"]
+    for row in ladder:
+        for key in ("best val accuracy", "macro F1", "robust accuracy", "robust crop", "robust lighting", "robust blur"):
+            assert 0.0 <= float(row[key]) <= 1.0, (row["augment"], key)
+        assert float(row["s / epoch"]) > 0
+    for png in ("augment_ladder", "augmentation", "interpretation", "learning_curves"):
+        assert run.file(f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    assert list(run.path.glob("confusion_*.png"))
+    with open(run.file("summary.csv")) as f:
+        rows = {row["model"]: row for row in csv.DictReader(f)}
+    assert list(rows) == ["frozen-cls-linear", "baseline", "light", "medium", "strong+cutmix"]
+    head = 16 * 2 + 2
+    assert int(rows["frozen-cls-linear"]["trainable params"]) == head
+    assert int(rows["baseline"]["trainable params"]) == vit.block_params(16, 32) + 2 * 16 + head
+    assert rows["baseline"]["stage"] == "last 1 + norm" and rows["frozen-cls-linear"]["stage"] == "head (frozen)"
+    config = json.loads(run.file("config.json").read_text())
+    assert config["backend"] == backend and config["weights"] == "pretrained" and config["classes"] == ["ants", "bees"]
+    assert config["ladder"]["learning_rate"] == pytest.approx(1e-4) and config["ladder"]["trains"] == "last 1 + norm"
+    assert config["seed"] == 0 and "warm-up" in config["schedule"] and config["optimizer"].startswith("AdamW")
+    assert "N = (16/4)(16/4) = 4 x 4 = 16 patches + 1 [CLS] = 17 tokens" in stdout and "estimate: an epoch of" in stdout
+
+
+def test_a_wrong_head_dimension_is_a_one_line_error(tiny_preset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, stderr = run_lab("vit", ["--preset", str(tiny_preset[0]), "--head-dim", "768"])
+    lines = stderr.strip().splitlines()
+    assert code == 2 and len(lines) == 1, stderr
+    assert lines[0].startswith("error: --head-dim 768: the head expects features of size 768, but the pooled backbone gives D = 16")
+
+
+@pytest.mark.offline
+def test_offline_the_backbone_is_a_small_vit_and_says_so_in_one_line(capsys):
+    import time
+
+    for preset in (vit.PRESET, vit.HF_PRESET):
+        start = time.perf_counter()
+        backbone, weights = vit.load_backbone(preset)
+        assert time.perf_counter() - start < 10  # hf:// alone would retry for about 20 s
+        assert weights == "random" and vit.describe(backbone)["tokens"] == 65 and backbone.num_layers == 4
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"offline: could not download the keras-hub preset {preset}"), lines
+        assert "small ViT with random weights (64 px, patch 8, 4 blocks, width 128" in lines[0]
+
+
+@pytest.mark.offline
+def test_offline_data_is_the_embedded_dahlia_set(capsys):
+    data = vit.load_data(image_size=16, quick=True)
+    assert data.class_names == ["dahlia", "not-dahlia"] and data.x_train.shape == (64, 18, 18, 3)
+    assert len(data.x_val) == 32 and np.bincount(data.y_val).tolist() == [16, 16]
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["offline: could not download d2l's hot dog / not hot dog photos (hotdog.zip); using an embedded "
+                     "dahlia / not-dahlia set (crops of scikit-learn's two sample photos) instead"]
