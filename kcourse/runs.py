@@ -277,7 +277,8 @@ def read_history(path):
     """A CSVLogger file as {metric: [float per epoch]}."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {}) if key != "epoch"}
+    keys = [key for key in (rows[0] if rows else {}) if key != "epoch" and any(row[key] != "NA" for row in rows)]
+    return {key: [float(row[key]) for row in rows] for key in keys}  # CSVLogger writes val_* "NA" without validation
 
 
 def console():

@@ -36,6 +36,12 @@ CASES = [
     ("transformer", ["--d-model", "30", "--heads", "4"], "--d-model 30 is not divisible by --heads 4: choose --heads among 1, 2, 3, 5, 6, 10, 15, 30"),
     ("transformer", ["--sentence", "the capital of france is paris" + " and rome" * 15], "has 37 tokens with [CLS], more than the maximum length 32"),
     # ---- word2vec
+    ("word2vec", ["--learning-rate", "0.01", "0"], "--learning-rate: 0 is not allowed: it must be greater than 0"),
+    ("word2vec", ["--lr", "0.01"], "unrecognized arguments: --lr 0.01"),
+    ("word2vec", ["--window", "0"], "--window: 0 is not allowed: it must be 1 or more"),
+    ("word2vec", ["--sample", "1.5"], "--sample: 1.5 is not allowed: it must lie in [0, 1)"),
+    ("word2vec", ["--quick", "--probe", "atlantis"], "'atlantis' is not in the vocabulary"),
+    ("word2vec", ["--quick", "--analogy", "king", "queen", "emperor"], "analogy king:queen::emperor:? uses 'emperor'"),
     # ---- vit
     # ---- fcn
     # ---- unet

@@ -36,61 +36,91 @@ def test_pairs_stay_inside_the_window_and_the_sentence():
     assert len(c1) == 10 and len(c1) <= len(shrunk) <= len(c)
 
 
-@pytest.fixture(scope="module")
-def trained():
-    import keras
-
-    keras.utils.set_random_seed(0)
-    corpus, tokens, vocab = word2vec.load_corpus(2000, seed=0)
+def test_every_epoch_draws_new_pairs_in_the_same_number():
+    corpus, tokens, vocab = word2vec.load_corpus(300, seed=0)
     flat, sentence = word2vec.encode_corpus(tokens, vocab)
     counts = np.bincount(flat, minlength=len(vocab)).astype("float64")
-    model = word2vec.build_model(len(vocab), dim=50, learning_rate=0.01)
-    layer = word2vec.skip_gram_layer(model)
-    before = word2vec.mean_norm(layer.embeddings(normalize=False), vocab)
-    history, curve, _ = word2vec.train(model, flat, sentence, counts, epochs=3, batch_size=256, verbose=0)
+    data = word2vec.pair_batches(flat, sentence, counts, batch_size=64, seed=0)
+    first = {k: v.copy() for k, v in data.x.items()}
+    steps = data.num_batches
+    data.on_epoch_end()  # what Keras calls between epochs
+    assert data.num_batches == steps and len(data.x["center"]) == len(first["center"])  # Keras reads the count once
+    assert (data.x["neg"] != first["neg"]).mean() > 0.5 and (data.x["center"] != first["center"]).mean() > 0.5
+    batch = data[steps - 1][0]
+    assert set(batch) == {"center", "pos", "neg"} and batch["neg"].shape[1] == 5 and 1 <= len(batch["center"]) <= 64
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from kcourse import runs
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        run = runs.start("word2vec", epochs=3, batch_size=256, out=tmp_path_factory.mktemp("w2v") / "run")
+        corpus, tokens, vocab = word2vec.load_corpus(2000, seed=0)
+        flat, sentence = word2vec.encode_corpus(tokens, vocab)
+        counts = np.bincount(flat, minlength=len(vocab)).astype("float64")
+        fitted, figures = word2vec.train(run, "lr0.01", len(vocab), flat, sentence, counts, learning_rate=0.01, verbose=0)
+    layer = word2vec.skip_gram_layer(fitted.model)
     u, v = layer.embeddings(normalize=False), layer.output_embeddings()
-    return vocab, u, v, history, before
+    return run, vocab, u, v, fitted, figures
 
 
 def test_loss_goes_down_and_vectors_grow(trained):
-    vocab, u, _, history, before = trained
-    assert history["loss"][-1] < 0.85 * history["loss"][0], history["loss"]
-    assert word2vec.mean_norm(u, vocab) > 10 * before
+    run, vocab, u, _, fitted, figures = trained
+    assert fitted.history["loss"][-1] < 0.85 * fitted.history["loss"][0], fitted.history["loss"]
+    assert word2vec.mean_norm(u, vocab) > 10 * figures["|u| before"]
+    first, last = figures["curve"][:20, 1].mean(), figures["curve"][-20:, 1].mean()  # per-batch losses
+    assert last < 0.85 * first and figures["curve"][-1, 0] == pytest.approx(3.0)
 
 
 def test_capitals_go_with_their_country_by_u_dot_v(trained):
-    vocab, u, v, _, _ = trained
+    _, vocab, u, v, _, _ = trained
     ranking = word2vec.cooccurrence_countries(u, v, vocab)
     own_first = sum(ranking[d["capital"]][0][0] == c for c, d in text.COUNTRIES.items())
     assert own_first >= 8, {cap: r[0][0] for cap, r in ranking.items()}
 
 
 def test_capitals_nearest_cosine_neighbours_are_capitals(trained):
-    vocab, u, v, _, _ = trained
+    _, vocab, u, v, _, _ = trained
     result = word2vec.evaluate(u, v, vocab, probes=["paris"])
     assert result["capital neighbours that are capitals"] >= 0.7, result["neighbours"]
     assert result["family analogies"] >= 4, result["family wrong"]  # of 12
 
 
+def test_the_saved_model_reloads_with_the_same_vectors(trained):
+    import keras
+
+    run, vocab, u, v, fitted, _ = trained
+    layer = word2vec.skip_gram_layer(keras.saving.load_model(run.file("lr0.01.keras")))
+    np.testing.assert_array_equal(layer.embeddings(normalize=False), u)
+    np.testing.assert_array_equal(layer.output_embeddings(), v)
+    from kcourse.runs import read_history
+
+    assert read_history(run.file("history_lr0.01.csv")) == {"loss": fitted.history["loss"]} and len(fitted.history["loss"]) == 3
+
+
 def test_unknown_words_are_lab_errors(trained):
-    vocab, u, _, _, _ = trained
+    _, vocab, u, _, _, _ = trained
     with pytest.raises(cli.LabError, match="'atlantis' is not in the vocabulary"):
         word2vec.nearest(u, vocab, "atlantis")
     with pytest.raises(cli.LabError, match="analogy king:queen::emperor:\\? uses 'emperor'"):
         word2vec.analogy(u, vocab, "king", "queen", "emperor")
 
 
-def test_quick_run_writes_figures_and_embeddings(tmp_path):
+def test_quick_run_trains_one_variant_per_learning_rate(tmp_path):
     out = tmp_path / "run"
     with contextlib.redirect_stdout(io.StringIO()):
-        run = word2vec.main(["--quick", "--out", str(out), "--lr", "0.01", "--lr", "0.001"])
+        run = word2vec.main(["--quick", "--out", str(out), "--learning-rate", "0.01", "0.001"])
     files = {p.name for p in out.iterdir()}
     assert {"config.json", "metrics.json", "summary.csv", "loss.png", "projection.png", "embeddings.npz",
-            "history_lr1.csv", "history_lr2.csv"} <= files, files
+            "history_lr0.01.csv", "history_lr0.001.csv", "lr0.01.keras", "lr0.001.keras"} <= files, files
     for png in ("loss.png", "projection.png"):
         assert run.file(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads(run.file("metrics.json").read_text())
-    assert metrics["corpus"]["sentences"] == 2000 and metrics["lr=0.01"]["words/s"] > 0
+    assert metrics["corpus"]["sentences"] == 2000
+    fast, slow = metrics["lr0.01"], metrics["lr0.001"]
+    assert fast["loss"] < slow["loss"] and fast["|u| after"] > 3 * slow["|u| after"]  # one epoch: the larger rate goes further
+    assert fast["|u| before"] == slow["|u| before"]  # the same seed, the same start
     vectors, vocab = word2vec.load_embeddings(out / "embeddings.npz")
     assert vectors.shape == (len(vocab), 50) and vocab.itos[:3] == list(text.SPECIALS)
 

@@ -10,7 +10,7 @@ words subsampled (t=1e-3) and pairs and negatives re-drawn at every epoch.
 
     python -m kcourse.tasks.word2vec                  # 20,000 sentences, 5 epochs
     python -m kcourse.tasks.word2vec --quick          # a smoke run in seconds
-    python -m kcourse.tasks.word2vec --lr 0.01 --lr 0.001   # two learning rates, one figure
+    python -m kcourse.tasks.word2vec --learning-rate 0.01 0.001   # two variants, one figure
     python -m kcourse.tasks.word2vec --probe paris --analogy king queen man
 
 Which metric evaluates the embeddings? Two answer different questions.
@@ -24,17 +24,18 @@ words: the family pairs (king:queen::actor:actress) are right most of the
 time, capital analogies (paris - france + japan = tokyo) almost never, since
 each country/capital pair is a relation of its own, seen only through co-occurrence.
 
-The run folder gets config.json, history CSVs, metrics.json, the loss curve,
-the 2-D PCA projection, `embeddings.npz` (`vectors`, `words`, `output_vectors`),
-which `python -m kcourse.tasks.transformer --embeddings PATH` loads.
+The run folder gets config.json, history_lr<rate>.csv and lr<rate>.keras per
+variant (keras.saving.load_model), metrics.json, summary.csv, the per-batch
+loss curve, the 2-D PCA projection and `embeddings.npz` (`vectors`, `words`,
+`output_vectors`, from the first variant), which
+`python -m kcourse.tasks.transformer --embeddings PATH` loads.
 """
 
-import time
 from pathlib import Path
 
 import numpy as np
 
-from kcourse import cli, text
+from kcourse import cli, runs, text
 
 PROBES = ("paris", "france", "euro", "king", "doctor")
 CATEGORIES = {
@@ -141,6 +142,7 @@ def build_model(vocab_size, dim=50, negatives=5, learning_rate=0.01):
     import keras
 
     from kcourse.layers import SkipGram
+    from kcourse.training import compile_model
 
     inputs = {
         "center": keras.Input((), dtype="int32", name="center"),
@@ -149,39 +151,68 @@ def build_model(vocab_size, dim=50, negatives=5, learning_rate=0.01):
     }
     skip_gram = SkipGram(vocab_size, dim, name="skip_gram")
     model = keras.Model(inputs, skip_gram(inputs), name="skip_gram_ns")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    return model
+    return compile_model(model, keras.optimizers.Adam(learning_rate), loss=None)
 
 
-def train(model, flat, sentence, counts, epochs=5, batch_size=1024, window=2, negatives=5, sample=1e-3,
-          seed=0, callbacks=(), verbose="auto"):
-    """`fit` one epoch at a time, each on freshly drawn pairs and negatives.
+def pair_batches(flat, sentence, counts, batch_size=1024, window=2, negatives=5, sample=1e-3, seed=0):
+    """The training data: a `keras.utils.PyDataset` of skip-gram batches, re-drawn at every epoch.
 
-    Returns the per-epoch history dict, the per-batch loss curve (epochs as
-    x, loss as y), and {"pairs": pairs per epoch, "seconds": training seconds per epoch}.
+    Each epoch subsamples the corpus, draws the (centre, context) pairs and
+    their negatives afresh (`epoch_data`). Keras reads the number of batches
+    once per `fit`, so every epoch has the first draw's number of pairs: a
+    later draw is cut to it, or topped up with pairs re-drawn from itself
+    (the counts differ by well under 1%).
     """
     import keras
 
-    rng = np.random.default_rng(seed)
-    batch_losses = _batch_loss_callback()
-    history, pairs, seconds = {}, [], []
-    for epoch in range(epochs):
-        x = epoch_data(flat, sentence, counts, window, negatives, sample, rng)
-        batch_losses.steps = -(-len(x["center"]) // batch_size)
-        start = time.perf_counter()
-        h = model.fit(x, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
-                      callbacks=[batch_losses, *callbacks], verbose=verbose)
-        seconds.append(time.perf_counter() - start)
-        pairs.append(len(x["center"]))
-        for key, values in h.history.items():
-            history.setdefault(key, []).extend(values)
-        for callback in callbacks:  # later epochs append to the same CSV
-            if isinstance(callback, keras.callbacks.CSVLogger):
-                callback.append = True
-    return history, np.array(batch_losses.curve), {"pairs": pairs, "seconds": seconds}
+    class PairBatches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.batch_size = batch_size
+            self.x = epoch_data(flat, sentence, counts, window, negatives, sample, self.rng)
+            self.pairs = len(self.x["center"])
+            if self.pairs == 0:
+                raise cli.LabError("the corpus gives no skip-gram pairs; use more --sentences or a wider --window")
+
+        @property
+        def num_batches(self):
+            return -(-self.pairs // self.batch_size)
+
+        def __getitem__(self, i):
+            part = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            return ({key: value[part] for key, value in self.x.items()},)
+
+        def on_epoch_end(self):  # the next epoch's pairs and negatives
+            x = epoch_data(flat, sentence, counts, window, negatives, sample, self.rng)
+            n = len(x["center"])
+            keep = np.arange(self.pairs) if n >= self.pairs else np.concatenate([np.arange(n), self.rng.integers(0, n, self.pairs - n)])
+            self.x = {key: value[keep] for key, value in x.items()}
+
+    return PairBatches()
 
 
-def _batch_loss_callback():
+def train(run, name, vocab_size, flat, sentence, counts, *, dim=50, window=2, negatives=5, sample=1e-3,
+          learning_rate=0.01, batch_size=None, verbose="auto"):
+    """Train one variant on the shared runner: `run.fit` on batches re-drawn at every epoch.
+
+    Returns the Fitted variant and {"curve": the loss of each batch (N, 2),
+    epochs as x; "|u| before": the mean norm of the input vectors before
+    training; "words / s": corpus words per second of a steady epoch}.
+    """
+    batch_size = batch_size or run.batch_size
+    data = pair_batches(flat, sentence, counts, batch_size, window, negatives, sample, run.seed)
+    batch_losses = _batch_loss_callback(data.num_batches)
+    fitted = run.fit(name, lambda: build_model(vocab_size, dim, negatives, learning_rate), data,
+                     batch_size=batch_size, callbacks=[batch_losses], verbose=verbose)
+    return fitted, {
+        "curve": np.array(batch_losses.curve).reshape(-1, 2),
+        "|u| before": batch_losses.norm_before,
+        "words / s": len(flat) / fitted.figures["s / epoch"],
+    }
+
+
+def _batch_loss_callback(steps):
     import keras
 
     class _BatchLoss(keras.callbacks.Callback):
@@ -189,7 +220,12 @@ def _batch_loss_callback():
 
         def __init__(self):
             super().__init__()
-            self.curve, self.steps, self._epoch, self._mean = [], 1, 0, 0.0
+            self.curve, self.steps, self._epoch, self._mean = [], steps, 0, 0.0
+            self.norm_before = float("nan")
+
+        def on_train_begin(self, logs=None):
+            u = skip_gram_layer(self.model).embeddings(normalize=False)
+            self.norm_before = float(np.linalg.norm(u[len(text.SPECIALS):], axis=1).mean())
 
         def on_epoch_begin(self, epoch, logs=None):
             self._epoch, self._mean = epoch, 0.0
@@ -359,36 +395,36 @@ def load_embeddings(path):
 
 
 # ---------------------------------------------------------------- the lab
+def _threshold(text):
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"{value:g} is not allowed: it must lie in [0, 1) (0 turns subsampling off)")
+    return value
+
+
 def main(argv=None):
-    parser = cli.lab_parser("word2vec", __doc__, epochs=5, batch_size=1024)
-    parser.add_argument("--sentences", type=int, default=20_000, help="corpus size (default: %(default)s)")
-    parser.add_argument("--min-freq", type=int, default=1, help="vocabulary filter (default: %(default)s)")
-    parser.add_argument("--dim", type=int, default=50, help="embedding width (default: %(default)s)")
-    parser.add_argument("--window", type=int, default=2, help="context words each side (default: %(default)s)")
-    parser.add_argument("--negatives", type=int, default=5, help="negatives per pair, K (default: %(default)s)")
-    parser.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold t, 0 = off (default: %(default)s)")
-    parser.add_argument("--lr", type=float, action="append", help="Adam learning rate; give it twice to compare (default: 0.01)")
-    parser.add_argument("--probe", action="append", help=f"word whose neighbours to list (default: {' '.join(PROBES)})")
+    parser = cli.lab_parser("word2vec", __doc__, epochs=5, batch_size=1024, quick={"sentences": 2000})
+    parser.add_argument("--learning-rate", type=cli.positive_float, nargs="+", default=[0.01],
+                        help="Adam learning rate; several values train one variant each (default: 0.01)")
+    parser.add_argument("--sentences", type=cli.positive_int, default=20_000, help="corpus size (default: %(default)s)")
+    parser.add_argument("--min-freq", type=cli.positive_int, default=1, help="vocabulary filter (default: %(default)s)")
+    parser.add_argument("--dim", type=cli.positive_int, default=50, help="embedding width (default: %(default)s)")
+    parser.add_argument("--window", type=cli.positive_int, default=2, help="context words each side (default: %(default)s)")
+    parser.add_argument("--negatives", type=cli.positive_int, default=5, help="negatives per pair, K (default: %(default)s)")
+    parser.add_argument("--sample", type=_threshold, default=1e-3, help="subsampling threshold t, 0 = off (default: %(default)s)")
+    parser.add_argument("--probe", nargs="+", help=f"words whose neighbours to list (default: {' '.join(PROBES)})")
     parser.add_argument("--analogy", nargs=3, action="append", metavar=("A", "B", "C"), help="solve A:B::C:?")
     args = parser.parse_args(argv)
-    args.lr = args.lr or [0.01]
-    if args.quick:
-        args.epochs, args.sentences = min(args.epochs, 1), min(args.sentences, 2000)
-    backend = cli.use_backend(args.backend)
+    run = runs.start("word2vec", args)
 
     corpus, tokens, vocab = load_corpus(args.sentences, args.seed, args.min_freq)
     probes = args.probe or [w for w in PROBES if w in vocab]
     for word in probes:
-        vocab.id(word)  # an unknown probe stops the lab before training
+        vocab.id(word)  # an unknown word stops the lab before training
     for a, b, c in args.analogy or []:
         analogy(np.zeros((len(vocab), 1)), vocab, a, b, c)
-
-    import keras
-
-    from kcourse.runs import Run
-
-    keras.utils.set_random_seed(args.seed)
-    run = Run("word2vec", vars(args), out=args.out)
     stats = corpus_stats(corpus, vocab)
     print("step 1, the corpus:")
     for key, value in stats.items():
@@ -398,45 +434,34 @@ def main(argv=None):
 
     flat, sentence = encode_corpus(tokens, vocab)
     counts = np.bincount(flat, minlength=len(vocab)).astype("float64")
-    rows, curves, results = [], {}, {}
-    for i, lr in enumerate(args.lr):
-        name = f"lr={lr:g}"
-        keras.utils.set_random_seed(args.seed)
-        model = build_model(len(vocab), args.dim, args.negatives, lr)
-        layer = skip_gram_layer(model)
-        norm_before = mean_norm(layer.embeddings(normalize=False), vocab)
-        print(f"\n{name}: {model.count_params():,} parameters, {len(flat):,} corpus words")
-        logger = run.csv_logger("history" if len(args.lr) == 1 else f"history_lr{i + 1}")
-        history, curves[name], speed = train(
-            model, flat, sentence, counts, args.epochs, args.batch_size, args.window, args.negatives,
-            args.sample, args.seed, callbacks=[logger],
+    curves, results = {}, {}
+    for lr in args.learning_rate:
+        name = f"lr{lr:g}"
+        fitted, trained = train(
+            run, name, len(vocab), flat, sentence, counts, dim=args.dim, window=args.window,
+            negatives=args.negatives, sample=args.sample, learning_rate=lr,
         )
-        in_vectors, out_vectors = layer.embeddings(normalize=False), layer.output_embeddings()
-        result = evaluate(in_vectors, out_vectors, vocab, probes, args.analogy or [])
-        later = slice(1, None) if len(speed["seconds"]) > 1 else slice(None)  # compilation left out
-        seconds = float(np.mean(speed["seconds"][later]))
-        row = {
-            "lr": lr,
-            "loss": float(history["loss"][-1]),
-            "|u| before": norm_before,
-            "|u| after": mean_norm(in_vectors, vocab),
+        layer = skip_gram_layer(fitted.model)
+        u, v = layer.embeddings(normalize=False), layer.output_embeddings()
+        curves[name] = trained["curve"]
+        results[name] = result = evaluate(u, v, vocab, probes, args.analogy or [])
+        run.record(fitted, **{
+            "loss": fitted.history["loss"][-1],
+            "|u| before": trained["|u| before"],
+            "|u| after": mean_norm(u, vocab),
             "family": f"{result['family analogies']}/{result['family asked']}",
             "capital": f"{result['capital analogies']}/{result['capital asked']}",
             "u.v own": f"{result['own country first by u.v']}/{result['capitals']}",
             "cos caps": result["capital neighbours that are capitals"],
-            "pairs/s": float(np.mean(speed["pairs"][later])) / seconds,
-            "words/s": len(flat) / seconds,
-            "s/epoch": seconds,
-        }
-        rows.append(row)
-        results[name] = result
-        run.save_metrics(**{name: {**row, **result, "loss": history["loss"]}})
-        if i == 0:
-            save_embeddings(run.file("embeddings.npz"), in_vectors, out_vectors, vocab)
-            run.savefig(projection_figure(in_vectors, vocab, f"word vectors, PCA 2-D ({name})"), "projection")
+            "words / s": trained["words / s"],
+        })
+        run.save_metrics(**{name: result})
+        if lr == args.learning_rate[0]:
+            save_embeddings(run.file("embeddings.npz"), u, v, vocab)
+            run.savefig(projection_figure(u, vocab, f"word vectors, PCA 2-D ({name})"), "projection")
 
     run.savefig(loss_figure(curves), "loss")
-    first = results[f"lr={args.lr[0]:g}"]
+    first = results[f"lr{args.learning_rate[0]:g}"]
     print("\nnearest neighbours by cosine (u.u):")
     for word, near in first["neighbours"].items():
         print(f"  {word:>10}: " + ", ".join(f"{w} {s:.2f}" for w, s in near))
@@ -453,9 +478,7 @@ def main(argv=None):
         "u.v scores co-occurrence (a capital with its own country); analogies work for relations the "
         "corpus repeats across words (family), not for one-off pairs (capitals)."
     )
-    run.save_table("summary", rows)
-    run.print_summary(f"Word2Vec skip-gram NS ({args.sentences:,} sentences, {backend})", rows)
-    return run
+    return run.finish(f"Word2Vec skip-gram NS ({args.sentences:,} sentences)", curves=("loss",))
 
 
 if __name__ == "__main__":
