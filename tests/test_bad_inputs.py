@@ -43,6 +43,12 @@ CASES = [
     ("word2vec", ["--quick", "--probe", "atlantis"], "'atlantis' is not in the vocabulary"),
     ("word2vec", ["--quick", "--analogy", "king", "queen", "emperor"], "analogy king:queen::emperor:? uses 'emperor'"),
     # ---- vit
+    ("vit", ["--data-dir", "/nonexistent/photos"], "--data-dir /nonexistent/photos: no such folder; expected /nonexistent/photos/train/<class>"),
+    ("vit", ["--preset", "vit_nonsense_patch99"], "--preset vit_nonsense_patch99: unknown ViT preset; choose one of vit_base_patch16_224_imagenet"),
+    ("vit", ["--preset", "/nonexistent/preset"], "--preset /nonexistent/preset: not a keras-hub preset folder (no config.json)"),
+    ("vit", ["--augment", "extreme"], "argument --augment: invalid choice: 'extreme'"),
+    ("vit", ["--unfreeze-last", "-1"], "--unfreeze-last -1: must be 0 or more"),
+    # (a wrong --head-dim needs a loaded backbone: tests/test_vit.py checks it on a local preset)
     # ---- fcn
     # ---- unet
     # ---- zoo

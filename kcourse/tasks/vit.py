@@ -316,6 +316,27 @@ def augmentation(level, image_size, load_size, seed=0):
     return keras.Sequential(steps, name=f"augment_{level}")
 
 
+_RAND_AUGMENT = {}
+
+
+def rand_augment(seed=0):
+    """keras.layers.RandAugment (2 ops, factor 0.5, values in [0, 255]) as a tf.function, made once per seed.
+
+    Tracing RandAugment's TensorFlow graph takes about ten seconds; the
+    traced function is kept for each batch shape, so the training pipeline
+    and the samples figure trace it once.
+    """
+    if seed not in _RAND_AUGMENT:
+        import keras
+
+        from kcourse import system
+
+        tf = system.import_tensorflow()
+        layer = keras.layers.RandAugment(value_range=(0, 255), num_ops=2, factor=0.5, seed=seed + 2)
+        _RAND_AUGMENT[seed] = tf.function(lambda images: layer(images, training=True))
+    return _RAND_AUGMENT[seed]
+
+
 def train_dataset(x, y, batch_size, num_classes, randaugment=False, mix=None, seed=0):
     """The training photos as a shuffled tf.data pipeline with RandAugment and/or MixUp / CutMix, or (x, y) as is.
 
@@ -336,12 +357,12 @@ def train_dataset(x, y, batch_size, num_classes, randaugment=False, mix=None, se
     from kcourse import system
 
     tf = system.import_tensorflow()
-    rand = keras.layers.RandAugment(value_range=(0, 255), num_ops=2, factor=0.5, seed=seed + 2) if randaugment else None
+    rand = rand_augment(seed) if randaugment else None
     mixer = {"mixup": keras.layers.MixUp, "cutmix": keras.layers.CutMix}[mix](seed=seed + 5) if mix else None
 
     def augment(images, labels):
         if rand is not None:
-            images = rand(images, training=True)
+            images = rand(images)
         if mixer is not None:
             out = mixer({"images": images, "labels": tf.one_hot(labels, num_classes)}, training=True)
             images, labels = out["images"], out["labels"]
@@ -546,8 +567,11 @@ def ladder_figure(rows):
     return fig
 
 
-def samples_figure(image, levels, image_size, load_size, seed=0, copies=4):
-    """One photo through each level: per row, what the model sees at inference, then `copies` training draws."""
+def samples_figure(image, levels, image_size, load_size, seed=0, copies=4, batch_size=None):
+    """One photo through each level: per row, what the model sees at inference, then `copies` training draws.
+
+    `batch_size`: the training pipeline's, so that RandAugment's traced function is reused.
+    """
     from keras import ops
 
     from kcourse import plots
@@ -555,9 +579,10 @@ def samples_figure(image, levels, image_size, load_size, seed=0, copies=4):
     rows, titles = [], []
     for level in levels:
         augment = augmentation(level, image_size, load_size, seed)
-        batch = np.repeat(image[None], copies, axis=0)
+        batch = np.repeat(image[None], max(copies, batch_size or copies), axis=0)
         if level == "strong":  # RandAugment runs in the input pipeline
-            batch = next(iter(train_dataset(batch, np.zeros(copies, "int32"), copies, 2, randaugment=True, seed=seed)))[0].numpy()
+            batch = rand_augment(seed)(batch).numpy()
+        batch = batch[:copies]
         rows += [ops.convert_to_numpy(augment(image[None], training=False))[0], *ops.convert_to_numpy(augment(batch, training=True))]
         titles += [f"{level}: inference"] + [f"{level} {k + 1}" for k in range(copies)]
     return plots.image_grid(np.clip(np.stack(rows) / 255.0, 0, 1), titles, ncols=1 + copies)
@@ -661,9 +686,11 @@ def main(argv=None):
     print(f"\nB. backbone frozen: its pooled features ({', '.join(args.pool)}) of {n_images:,} images "
           f"(train, val and the 3 robustness sets) computed once", flush=True)
     start = time.perf_counter()
-    f_train = features(backbone, normalize, data.x_train, load, args.pool, args.batch_size)
-    f_val = features(backbone, normalize, data.x_val, load, args.pool, args.batch_size)
-    f_robust = {k: features(backbone, normalize, xr, load, args.pool, args.batch_size) for k, (xr, _) in robust.items()}
+    parts = [data.x_train, data.x_val, *(xr for xr, _ in robust.values())]
+    every = features(backbone, normalize, np.concatenate(parts), load, args.pool, args.batch_size)
+    ends = np.cumsum([len(part) for part in parts])[:-1]
+    f_train, f_val, *f_rob = [dict(zip(every, chunks)) for chunks in zip(*(np.split(every[p], ends) for p in every))]
+    f_robust = dict(zip(robust, f_rob))
     print(f"   {time.perf_counter() - start:.1f} s; then only the head trains, at learning rate {args.learning_rate:g}")
     for p in args.pool:
         for h in args.head:
@@ -719,7 +746,7 @@ def main(argv=None):
 
     run.save_table("augment_ladder", ladder)
     run.savefig(ladder_figure(ladder), "augment_ladder")
-    run.savefig(samples_figure(data.x_train[0], levels, size, load, args.seed), "augmentation")
+    run.savefig(samples_figure(data.x_train[0], levels, size, load, args.seed, batch_size=args.batch_size), "augmentation")
     best = max(ladder, key=lambda r: (r["val accuracy"], r["macro F1"]))["augment"]
     run.savefig(plots.confusion_matrix(data.y_val, results[best]["y_pred"], data.class_names, f"{best} (val)"), f"confusion_{best}")
 
