@@ -136,7 +136,7 @@ def parameter_formulas(d_model=64, n_heads=2, mlp_ratio=2.0, n_layers=2, vocab_s
          "computed": 4 * d * d, "keras count_params": counted(MultiHeadSelfAttention(d, n_heads), tokens)},
     ]
     if n_heads != 1:
-        rows.append({"part": f"MultiHeadSelfAttention(d_model={d}, n_heads=1)", "formula": "4 d^2 too: heads are slices of Q, K, V, not new matrices",
+        rows.append({"part": f"MultiHeadSelfAttention(d_model={d}, n_heads=1)", "formula": "4 d^2 also: heads slice Q, K, V, no new matrices",
                      "computed": 4 * d * d, "keras count_params": counted(MultiHeadSelfAttention(d, 1), tokens)})
     rows += [
         {"part": f"MultiHeadSelfAttention(d_model={d}, n_heads={n_heads}, use_bias=True)", "formula": "4 d^2 + 4 d",
@@ -297,9 +297,9 @@ def main(argv=None):
     embed_dim = None if embeddings is None else embeddings.shape[1]
     formulas = parameter_formulas(args.d_model, args.heads, model.mlp_ratio, args.layers, len(vocab), args.max_len, pe=args.pe[0], embed_dim=embed_dim)
     run.save_table("parameters", formulas)
-    print("\nthe TP4 review: weights by formula (d = d_model, r = mlp_ratio) and by Keras' count_params()")
+    print("\nthe TP4 review: weights by formula (d = d_model, r = mlp_ratio, V = vocabulary, C = classes) and by count_params()")
     for row in formulas:
-        print(f"  {row['part']}: {row['formula']} = {row['computed']:,}; count_params {row['keras count_params']:,}")
+        print(f"  {row['part']:<62} {row['formula']:<56} {row['computed']:>9,} {row['keras count_params']:>9,}")
     return run.finish(f"Tiny Transformer, European country? ({len(corpus):,} sentences)")
 
 
