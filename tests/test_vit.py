@@ -164,11 +164,12 @@ def test_every_level_gives_the_same_centre_crop_at_inference(photos):
 
 @pytest.mark.parametrize("mix", ["mixup", "cutmix"])
 def test_mixed_labels_are_soft_and_sum_to_one(mix):
-    x = np.random.default_rng(0).uniform(0, 255, (16, 8, 8, 3)).astype("float32")
-    y = np.repeat([0, 1], 8).astype("int32")
+    # 64 photos of alternating classes: many in-batch pairs of different classes, so soft rows whatever the draw
+    x = np.random.default_rng(0).uniform(0, 255, (64, 16, 16, 3)).astype("float32")
+    y = np.tile([0, 1], 32).astype("int32")
     batches = list(vit.train_dataset(x, y, 8, 2, mix=mix, seed=0))
     labels = np.concatenate([b[1].numpy() for b in batches])
-    assert labels.shape == (16, 2) and batches[0][0].shape == (8, 8, 8, 3)
+    assert labels.shape == (64, 2) and batches[0][0].shape == (8, 16, 16, 3)
     np.testing.assert_allclose(labels.sum(1), 1.0, atol=1e-5)
     assert ((labels > 0.01) & (labels < 0.99)).any(), labels  # soft: some rows mix both classes
 

@@ -531,6 +531,42 @@ def epoch_estimate(what, num_samples, batch_size, epochs, runs_left, timed_steps
 
 
 # ---------------------------------------------------------------- evaluation
+def frozen_features(backbone, normalize, data, robust, load_size, pools=POOLS, batch_size=32):
+    """Pooled features of train, val and the robustness sets, in one pass of the frozen backbone.
+
+    Returns ({pool: (N, D)} for train, for val, and {kind: {pool: (M, D)}}).
+    """
+    parts = [data.x_train, data.x_val, *(x for x, _ in robust.values())]
+    every = features(backbone, normalize, np.concatenate(parts), load_size, pools, batch_size)
+    ends = np.cumsum([len(part) for part in parts])[:-1]
+    f_train, f_val, *f_robust = [dict(zip(every, chunks)) for chunks in zip(*(np.split(every[p], ends) for p in every))]
+    return f_train, f_val, dict(zip(robust, f_robust))
+
+
+def ladder_model(backbone, normalize, num_classes, load_size, level, pool, head, unfreeze_last, learning_rate, steps,
+                 warm=None, soft_labels=False, dropout=0.1, head_dim=None, seed=0, warmup=0.1, weight_decay=0.05):
+    """One rung of the ladder, compiled: a copy of the backbone, `unfreeze_last` blocks trainable, the level's augmentation.
+
+    `warm`: the frozen stage's head model; its weights start the head (linear probe, then fine-tune).
+    """
+    copy = fresh_copy(backbone)
+    unfreeze(copy, unfreeze_last)
+    model = build_model(copy, normalize, num_classes, load_size, level, pool, head, dropout, head_dim, seed, name=level)
+    if warm is not None:
+        model.get_layer("classifier").get_layer("head").set_weights(warm.get_layer("head").get_weights())
+    return compile_classifier(model, learning_rate, steps, warmup, weight_decay, soft_labels=soft_labels)
+
+
+def score(fitted, predict, x_val, y_val, robust_sets, num_classes=None):
+    """The summary's figures for one trained variant: predictions, robustness per kind, and
+    {best val accuracy, val accuracy, macro F1, robust accuracy}."""
+    num_classes = num_classes or int(max(y_val.max() + 1, 2))
+    acc, f1, y_pred = evaluate(predict, x_val, y_val, num_classes)
+    per_kind, robust_acc = robust_accuracy(predict, robust_sets)
+    best = max(fitted.history.get("val_accuracy", [acc]))
+    return y_pred, per_kind, {"best val accuracy": best, "val accuracy": acc, "macro F1": f1, "robust accuracy": robust_acc}
+
+
 def evaluate(predict, x, y, num_classes):
     """Accuracy, macro F1 and the predicted classes; `predict(x)` returns logits."""
     from sklearn.metrics import f1_score
@@ -608,6 +644,104 @@ def interpret(classifier, backbone, normalize, x, y, class_names, load_size, cou
     return fig, {"rollout": rollout, "occlusion": drops}
 
 
+
+# ---------------------------------------------------------------- the steps, as the CLI and the notebook run them
+def train_frozen_heads(run, backbone, normalize, data, robust, pools=("cls",), heads=("linear",), learning_rate=1e-3,
+                       dropout=0.1, head_dim=None, warmup=0.1, weight_decay=0.05):
+    """Step B: the backbone frozen, its pooled features computed once, one head trained per (pool, head).
+
+    Each variant `frozen-<pool>-<head>` goes through `run.fit` (history, .keras, its row in the summary).
+    Returns {name: {"model": the head model, "y_pred": its val predictions}}.
+    """
+    d, load, num_classes = backbone.hidden_dim, data.x_train.shape[1], len(data.class_names)
+    steps = math.ceil(len(data.x_train) / run.batch_size) * run.epochs
+    n_images = len(data.x_train) + (1 + len(robust)) * len(data.x_val)
+    print(f"\nB. backbone frozen: its pooled features ({', '.join(pools)}) of {n_images:,} images "
+          f"(train, val and the {len(robust)} robustness sets) computed once", flush=True)
+    start = time.perf_counter()
+    f_train, f_val, f_robust = frozen_features(backbone, normalize, data, robust, load, pools, run.batch_size)
+    print(f"   {time.perf_counter() - start:.1f} s; then only the head trains, at learning rate {learning_rate:g}")
+    results = {}
+    for p in pools:
+        for h in heads:
+            name = f"frozen-{p}-{h.replace('/', '_')}"
+
+            def build(h=h):
+                model = build_head_model(d, num_classes, h, dropout, head_dim)
+                return compile_classifier(model, learning_rate, steps, warmup, weight_decay)
+
+            fitted = run.fit(name, build, (f_train[p], data.y_train), (f_val[p], data.y_val))
+            fitted.figures["total params"] += int(backbone.count_params())  # the frozen backbone is part of the model
+            predict = lambda f, m=fitted.model: m.predict(f, batch_size=256, verbose=0)  # noqa: E731
+            y_pred, per_kind, scores = score(fitted, predict, f_val[p], data.y_val, {k: (f_robust[k][p], robust[k][1]) for k in robust})
+            run.record(fitted, stage=stage_name(0), augment="baseline", **scores)
+            run.save_metrics(**{name: {"robustness": per_kind}})
+            results[name] = dict(model=fitted.model, y_pred=y_pred)
+    return results
+
+
+def train_ladder(run, backbone, normalize, data, robust, levels=LEVELS, mix="none", pool="cls", head="linear",
+                 unfreeze_last=1, learning_rate=1e-4, warm=None, dropout=0.1, head_dim=None, seed=0, warmup=0.1,
+                 weight_decay=0.05):
+    """Step D: one model per augmentation level, everything else equal (split, seed, learning rate, epochs).
+
+    `mix` ("mixup", "cutmix") applies to the strong level, with soft labels.
+    `warm`: a frozen-stage head model whose weights start every head.
+    Returns the ladder's rows (one dict per level) and {name: {"model", "y_pred"}}.
+    """
+    load, num_classes = data.x_train.shape[1], len(data.class_names)
+    steps = math.ceil(len(data.x_train) / run.batch_size) * run.epochs
+    print(f"\nD. augmentation ladder {', '.join(levels)}" + (f" (+{mix} on strong)" if mix != "none" else "")
+          + f": {stage_name(unfreeze_last)} trains, learning rate {learning_rate:g}, pool {pool}, head {head}"
+          + (", starting from the frozen stage's head" if warm is not None else "")
+          + (" (the whole ViT trains from scratch)" if unfreeze_last == "all" else ""))
+    ladder, results = [], {}
+    for i, level in enumerate(levels):
+        mixing = mix if level == "strong" and mix != "none" else None
+        name = f"{level}+{mixing}" if mixing else level
+
+        def build(level=level, soft=bool(mixing)):
+            return ladder_model(backbone, normalize, num_classes, load, level, pool, head, unfreeze_last, learning_rate,
+                                steps, warm, soft, dropout, head_dim, seed, warmup, weight_decay)
+
+        what = f"{len(data.x_train):,} photos through this {backbone.num_layers}-block ViT ({stage_name(unfreeze_last)} training)"
+        callbacks = [epoch_estimate(what, len(data.x_train), run.batch_size, run.epochs, len(levels))] if i == 0 else []
+        train = train_dataset(data.x_train, data.y_train, run.batch_size, num_classes, level == "strong", mixing, seed)
+        val = (data.x_val, np.eye(num_classes, dtype="float32")[data.y_val] if mixing else data.y_val)
+        piped = {} if isinstance(train, tuple) else {"shuffle": False}  # a tf.data pipeline shuffles itself
+        fitted = run.fit(name, build, train, val, callbacks=callbacks, **piped)
+        predict = lambda x, m=fitted.model: m.predict(x, batch_size=run.batch_size, verbose=0)  # noqa: E731
+        y_pred, per_kind, scores = score(fitted, predict, data.x_val, data.y_val, robust)
+        row = run.record(fitted, stage=stage_name(unfreeze_last), augment=name, **scores)
+        run.save_metrics(**{name: {"robustness": per_kind}})
+        results[name] = dict(model=fitted.model, y_pred=y_pred)
+        ladder.append({"augment": name, **scores, "s / epoch": row["s / epoch"], **{f"robust {k}": v for k, v in per_kind.items()}})
+    return ladder, results
+
+
+def report_ladder(run, ladder, results, data, levels, image_size, seed=0):
+    """augment_ladder.csv / .png, the augmented samples and the best level's confusion matrix; returns the best level."""
+    from kcourse import plots
+
+    run.save_table("augment_ladder", ladder)
+    run.savefig(ladder_figure(ladder), "augment_ladder")
+    run.savefig(samples_figure(data.x_train[0], levels, image_size, data.x_train.shape[1], seed, batch_size=run.batch_size), "augmentation")
+    best = max(ladder, key=lambda r: (r["val accuracy"], r["macro F1"]))["augment"]
+    run.savefig(plots.confusion_matrix(data.y_val, results[best]["y_pred"], data.class_names, f"{best} (val)"), f"confusion_{best}")
+    return best
+
+
+def interpret_model(model, data, count=4):
+    """Step E on a trained ladder model: rollout and occlusion for `count` val photos (both classes)."""
+    import keras
+
+    classifier = model.get_layer("classifier")
+    backbone = next(layer for layer in classifier.layers if isinstance(layer, keras.Model))  # the (fine-tuned) backbone
+    shown = np.concatenate([np.flatnonzero(data.y_val == c)[:2] for c in range(len(data.class_names))])[:count]
+    return interpret(classifier, backbone, classifier.get_layer("normalization"), data.x_val[shown], data.y_val[shown],
+                     data.class_names, data.x_train.shape[1], count=len(shown))
+
+
 # ---------------------------------------------------------------- the lab
 def levels_from(names):
     if "all" in names:
@@ -658,7 +792,7 @@ def main(argv=None):
     normalize, norm_text = normalization(args.preset, weights)
 
     data = load_data(args.data_dir, size, args.val_split, args.quick, args.seed)
-    load, num_classes = data.x_train.shape[1], len(data.class_names)
+    load = data.x_train.shape[1]
     print(f"{data!r}; inputs normalised with {norm_text}")
     levels = levels_from(args.augment)
     unfreeze_last = "all" if scratch else args.unfreeze_last
@@ -671,94 +805,20 @@ def main(argv=None):
              optimizer=f"AdamW(weight_decay={args.weight_decay})",
              schedule=f"linear warm-up over {args.warmup:.0%} of the steps to the learning rate, then cosine decay to 0")
     robust = robustness_set(data.x_val, data.y_val, args.seed)
-    steps_per_epoch = math.ceil(len(data.x_train) / args.batch_size)
-    steps = steps_per_epoch * args.epochs
-    results = {}
-
-    def metrics(fitted, predict, x_val, robust_sets):
-        acc, f1, y_pred = evaluate(predict, x_val, data.y_val, num_classes)
-        per_kind, robust_acc = robust_accuracy(predict, robust_sets)
-        best = max(fitted.history.get("val_accuracy", [acc]))
-        return y_pred, per_kind, {"best val accuracy": best, "val accuracy": acc, "macro F1": f1, "robust accuracy": robust_acc}
+    training = dict(dropout=args.dropout, head_dim=args.head_dim, warmup=args.warmup, weight_decay=args.weight_decay)
 
     # ---- step B: the backbone frozen, the head trained on features computed once
-    n_images = len(data.x_train) + 4 * len(data.x_val)
-    print(f"\nB. backbone frozen: its pooled features ({', '.join(args.pool)}) of {n_images:,} images "
-          f"(train, val and the 3 robustness sets) computed once", flush=True)
-    start = time.perf_counter()
-    parts = [data.x_train, data.x_val, *(xr for xr, _ in robust.values())]
-    every = features(backbone, normalize, np.concatenate(parts), load, args.pool, args.batch_size)
-    ends = np.cumsum([len(part) for part in parts])[:-1]
-    f_train, f_val, *f_rob = [dict(zip(every, chunks)) for chunks in zip(*(np.split(every[p], ends) for p in every))]
-    f_robust = dict(zip(robust, f_rob))
-    print(f"   {time.perf_counter() - start:.1f} s; then only the head trains, at learning rate {args.learning_rate:g}")
-    for p in args.pool:
-        for h in args.head:
-            name = f"frozen-{p}-{h.replace('/', '_')}"
-
-            def build(h=h):
-                model = build_head_model(d, num_classes, h, args.dropout, args.head_dim)
-                return compile_classifier(model, args.learning_rate, steps, args.warmup, args.weight_decay)
-
-            fitted = run.fit(name, build, (f_train[p], data.y_train), (f_val[p], data.y_val))
-            fitted.figures["total params"] += info["params"]  # the frozen backbone is part of the model
-            predict = lambda f, m=fitted.model: m.predict(f, batch_size=256, verbose=0)  # noqa: E731
-            y_pred, per_kind, scores = metrics(fitted, predict, f_val[p], {k: (f_robust[k][p], robust[k][1]) for k in robust})
-            run.record(fitted, stage=stage_name(0), augment="baseline", **scores)
-            run.save_metrics(**{name: {"robustness": per_kind}})
-            results[name] = dict(model=fitted.model, y_pred=y_pred)
-    del f_train, f_val, f_robust
+    results = train_frozen_heads(run, backbone, normalize, data, robust, args.pool, args.head, args.learning_rate, **training)
 
     # ---- step D: the augmentation ladder, everything else equal
     warm = results.get(f"frozen-{pool}-{head.replace('/', '_')}", {}).get("model")
-    warm = warm if unfreeze_last not in (0, "all") else None
-    print(f"\nD. augmentation ladder {', '.join(levels)}" + (f" (+{args.mix} on strong)" if args.mix != "none" else "")
-          + f": {stage_name(unfreeze_last)} trains, learning rate {lr:g}, pool {pool}, head {head}"
-          + (", starting from the frozen stage's head" if warm is not None else "")
-          + (" (random weights: the whole ViT trains from scratch; --unfreeze-last is for pretrained ones)" if scratch else ""))
-
-    def build_level(level, soft):
-        copy = fresh_copy(backbone)
-        unfreeze(copy, unfreeze_last)
-        model = build_model(copy, normalize, num_classes, load, level, pool, head, args.dropout, args.head_dim, args.seed, name=level)
-        if warm is not None:  # linear probe, then fine-tune: the head starts where the frozen stage left it
-            model.get_layer("classifier").get_layer("head").set_weights(warm.get_layer("head").get_weights())
-        return compile_classifier(model, lr, steps, args.warmup, args.weight_decay, soft_labels=soft)
-
-    ladder = []
-    for i, level in enumerate(levels):
-        mix = args.mix if level == "strong" and args.mix != "none" else None
-        name = f"{level}+{mix}" if mix else level
-        what = f"{len(data.x_train):,} photos through this {info['num_layers']}-block ViT ({stage_name(unfreeze_last)} training)"
-        callbacks = [epoch_estimate(what, len(data.x_train), args.batch_size, args.epochs, len(levels))] if i == 0 else []
-        train = train_dataset(data.x_train, data.y_train, args.batch_size, num_classes, level == "strong", mix, args.seed)
-        val = (data.x_val, np.eye(num_classes, dtype="float32")[data.y_val] if mix else data.y_val)
-        piped = {} if isinstance(train, tuple) else {"shuffle": False}  # a tf.data pipeline shuffles itself
-        fitted = run.fit(name, lambda level=level, soft=bool(mix): build_level(level, soft), train, val, callbacks=callbacks, **piped)
-        predict = lambda x, m=fitted.model: m.predict(x, batch_size=args.batch_size, verbose=0)  # noqa: E731
-        y_pred, per_kind, scores = metrics(fitted, predict, data.x_val, robust)
-        row = run.record(fitted, stage=stage_name(unfreeze_last), augment=name, **scores)
-        run.save_metrics(**{name: {"robustness": per_kind}})
-        results[name] = dict(model=fitted.model, y_pred=y_pred)
-        ladder.append({"augment": name, **scores, "s / epoch": row["s / epoch"], **{f"robust {k}": v for k, v in per_kind.items()}})
-
-    from kcourse import plots
-
-    run.save_table("augment_ladder", ladder)
-    run.savefig(ladder_figure(ladder), "augment_ladder")
-    run.savefig(samples_figure(data.x_train[0], levels, size, load, args.seed, batch_size=args.batch_size), "augmentation")
-    best = max(ladder, key=lambda r: (r["val accuracy"], r["macro F1"]))["augment"]
-    run.savefig(plots.confusion_matrix(data.y_val, results[best]["y_pred"], data.class_names, f"{best} (val)"), f"confusion_{best}")
+    ladder, tuned = train_ladder(run, backbone, normalize, data, robust, levels, args.mix, pool, head, unfreeze_last, lr,
+                                 warm if unfreeze_last not in (0, "all") else None, seed=args.seed, **training)
+    results.update(tuned)
+    best = report_ladder(run, ladder, results, data, levels, size, args.seed)
 
     # ---- step E: attention rollout and occlusion, on the best model of the ladder
-    import keras
-
-    classifier = results[best]["model"].get_layer("classifier")
-    tuned = next(layer for layer in classifier.layers if isinstance(layer, keras.Model))  # the fine-tuned backbone
-    shown = np.concatenate([np.flatnonzero(data.y_val == c)[:2] for c in range(num_classes)])[:4]
-    fig, _ = interpret(classifier, tuned, classifier.get_layer("normalization"), data.x_val[shown], data.y_val[shown],
-                       data.class_names, load, count=len(shown))
-    run.savefig(fig, "interpretation")
+    run.savefig(interpret_model(results[best]["model"], data)[0], "interpretation")
     print(f"\nE. attention rollout and occlusion of {best}: {run.file('interpretation.png')}")
     return run.finish(f"ViT on {data.name}: {weights} backbone; frozen heads, then the augmentation ladder")
 
