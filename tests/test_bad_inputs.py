@@ -53,6 +53,14 @@ CASES = [
     # ---- unet
     # ---- zoo
     # ---- clip
+    ("clip", ["--preset", "clip_nonsense_patch99"], "--preset clip_nonsense_patch99: unknown CLIP preset; choose one of clip_vit_b_32_laion2b_s34b_b79k"),
+    ("clip", ["--preset", "/nonexistent/preset"], "--preset /nonexistent/preset: not a keras-hub preset folder (no config.json)"),
+    ("clip", ["--classes", "/nonexistent/names.txt"], "--classes /nonexistent/names.txt: cannot read it (No such file or directory)"),
+    ("clip", ["--templates", "/nonexistent/templates.txt"], "--templates /nonexistent/templates.txt: cannot read it"),
+    ("clip", ["--compare", "/nonexistent/run"], "--compare /nonexistent/run: not a finished run folder (needs config.json and summary.csv)"),
+    ("clip", ["--data-dir", "/nonexistent/photos"], "--data-dir /nonexistent/photos: no such folder; expected"),
+    ("clip", ["--data", "cifar"], "argument --data: invalid choice: 'cifar'"),
+    # (class names that do not match the data need a loaded model: tests/test_clip.py checks them on a local preset)
     # ---- python -m kcourse <lab>
     ("__main__", ["nonsense"], "no lab named 'nonsense'"),
 ]
