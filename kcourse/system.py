@@ -62,9 +62,16 @@ def keep_tensorflow_out():
 
 
 def import_tensorflow():
-    """`import tensorflow`, quietly, and visible to Keras again."""
+    """`import tensorflow`, quietly, and visible to Keras again.
+
+    Its devices are probed here too, inside the quiet block: otherwise the
+    first TensorFlow op (a tf.data pipeline, keras-hub's preprocessing) prints
+    "failed call to cuInit" on every machine without a GPU.
+    """
     with quiet_tensorflow():
         import tensorflow
+
+        tensorflow.config.list_physical_devices()
 
     from keras.src.utils import module_utils
 
