@@ -7,8 +7,11 @@ Importing kcourse imports no framework: the backend is chosen by
 import os
 
 # TensorFlow's C++ start-up lines (oneDNN, CUDA probing) are hidden unless the
-# user asked for a log level: kcourse.system.quiet_tensorflow() reads this.
-QUIET_TENSORFLOW = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# user asked for a log level: kcourse.system.quiet_tensorflow() reads this. The
+# level kcourse sets is marked, so that a child process (a test, a benchmark
+# worker) that inherits it stays quiet too.
+QUIET_TENSORFLOW = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "") in ("", os.environ.get("KCOURSE_TF_LOG_LEVEL"))
+if QUIET_TENSORFLOW:
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ["KCOURSE_TF_LOG_LEVEL"] = "2"
 
 __version__ = "0.1.0"

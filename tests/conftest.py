@@ -15,7 +15,6 @@ import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # A fresh, empty keras cache: a dataset or preset downloaded on this machine
 # must not hide what a lab does offline.
 os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="kcourse-keras-home-")
