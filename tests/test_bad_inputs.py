@@ -50,6 +50,11 @@ CASES = [
     ("vit", ["--unfreeze-last", "-1"], "--unfreeze-last -1: must be 0 or more"),
     # (a wrong --head-dim needs a loaded backbone: tests/test_vit.py checks it on a local preset)
     # ---- fcn
+    ("fcn", ["--model", "/nonexistent/cnn.keras"], "--model /nonexistent/cnn.keras: no such file; expected a .keras file the mnist lab saved"),
+    ("fcn", ["--canvas", "20", "300"], "--canvas 20 300: the FCN needs at least 28x28 pixels"),
+    ("fcn", ["--threshold", "1.5"], "--threshold: 1.5 is not allowed: it must lie strictly between 0 and 1"),
+    ("fcn", ["--quick", "--canvas", "60", "60", "--digits", "30"], "cannot place 30 digits without overlap on a 60x60 canvas"),
+    # (a --model of the wrong shape needs a saved model: tests/test_fcn.py checks it)
     # ---- unet
     # ---- zoo
     # ---- clip

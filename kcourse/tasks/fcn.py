@@ -1,0 +1,436 @@
+"""TP5 part I: from a classifier to a fully convolutional network (FCN), localisation and receptive fields.
+
+"The only thing that blocks an image of any size is the final MLP: replace it
+by convolutions." The MNIST lab's vanilla CNN (conv 5x5 -> pool -> conv 5x5 ->
+pool -> dense 50 -> dense 10) is converted layer by layer: each Dense becomes
+a convolution holding the same weights and biases, the first a 7x7 'valid'
+convolution over the 7x7x10 feature map (its kernel is the Dense kernel
+reshaped in Flatten's order, (7, 7, 10) row-major), the next ones 1x1;
+Dropout is dropped (inference). On a 28x28 digit the FCN gives the
+classifier's logits exactly; on a larger image, a map of logits, one every
+4 pixels (the trunk's stride).
+
+- Receptive fields, from the layers' own configs (kcourse.receptive_field):
+  the table printed for the FCN, checked by a gradient probe (one output
+  pixel's gradient is non-zero exactly inside its field). The field of an
+  FCN output is 40 px, not 28: the 'same' paddings of the two convolutions
+  look 6 px beyond the 28x28 window the classifier saw, so sliding the
+  classifier and running the FCN agree only on 28x28 inputs.
+- Localisation, "carte d'activation puis max": digits placed at seeded,
+  non-overlapping positions on a large canvas (200x300 by default); the
+  per-class maps, their max over the classes, local maxima above a
+  threshold with non-maximum suppression; precision and recall against the
+  placed digits (a detection is right when its class matches and its centre
+  lies within --tolerance pixels of a placed digit's centre).
+- The background problem: the CNN learnt centred digits on a blank frame and
+  must always name a digit, so on empty paper and on half digits its map
+  fires too. The course's remedy, compared as a second variant: an 11th
+  class "background" trained on crops of the canvas that hold no centred
+  digit (empty, or digits shifted by 10 px or more).
+
+    python -m kcourse.tasks.fcn                          # both variants, 5 test canvases
+    python -m kcourse.tasks.fcn --quick                  # a smoke run in seconds
+    python -m kcourse.tasks.fcn --model runs/mnist-.../cnn.keras --variants cnn
+    python -m kcourse.tasks.fcn --canvas 280 420 --digits 12 --threshold 0.8
+
+Offline, the digits are the MNIST lab's embedded ones (one line says so).
+The run folder gets config.json, history_<variant>.csv, <variant>.keras and
+<variant>_fcn.keras, metrics.json, summary.csv, receptive_fields.csv,
+learning_curves.png, localisation_<variant>.png (canvas, placed digits,
+detections, the max map) and class_maps_<variant>.png (one map per class).
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from kcourse import cli, runs
+
+VARIANTS = ("cnn", "background")
+DIGIT = 28  # the classifier's input side
+BACKGROUND = 10  # the label of the 11th class
+
+
+# ---------------------------------------------------------------- data
+def load_data(path=None, quick=False, seed=0):
+    """The MNIST lab's digits (offline: its embedded ones): ((x_train, y_train), (x_test, y_test)), name."""
+    from kcourse.tasks import mnist
+
+    return mnist.load_data("auto", path, quick=quick, seed=seed)
+
+
+def background_crops(x, count, seed=0, min_shift=10):
+    """`count` 28x28 crops of a canvas that hold no centred digit: the "background" class.
+
+    Each crop is the centre of an 84x84 canvas holding 0 (a fifth of the
+    crops), 1 or 2 digits of `x` whose centres lie `min_shift` pixels or more
+    from the crop's centre: empty paper, or parts of the neighbouring digits.
+    """
+    rng = np.random.default_rng(seed)
+    crops = np.zeros((count, DIGIT, DIGIT, 1), "float32")
+    for crop in crops:
+        canvas = np.zeros((3 * DIGIT, 3 * DIGIT), "float32")
+        for _ in range(rng.choice(3, p=[0.2, 0.5, 0.3])):
+            while True:  # a centre offset from the middle by min_shift..27 px
+                dy, dx = rng.integers(-27, 28, size=2)
+                if dy * dy + dx * dx >= min_shift**2:
+                    break
+            top, left = DIGIT + dy, DIGIT + dx
+            canvas[top : top + DIGIT, left : left + DIGIT] = np.maximum(
+                canvas[top : top + DIGIT, left : left + DIGIT], x[rng.integers(len(x)), ..., 0])
+        crop[..., 0] = canvas[DIGIT : 2 * DIGIT, DIGIT : 2 * DIGIT]
+    return crops
+
+
+def with_background(data, seed=0, fraction=0.5):
+    """The digits plus background crops (label 10), as many as `fraction` of the digits, shuffled."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, (x, y) in enumerate(data):
+        crops = background_crops(x, int(fraction * len(x)), seed=seed + i)
+        x2, y2 = np.concatenate([x, crops]), np.concatenate([y, np.full(len(crops), BACKGROUND, "int32")])
+        order = rng.permutation(len(x2))
+        out.append((x2[order], y2[order]))
+    return tuple(out)
+
+
+def place_digits(size=(200, 300), digits=6, seed=0, gap=4):
+    """Seeded (top, left) corners of `digits` 28x28 boxes on a canvas, `gap` pixels apart at least."""
+    height, width = size
+    if height < DIGIT or width < DIGIT:
+        raise cli.LabError(f"--canvas {height} {width}: a digit is {DIGIT}x{DIGIT}; use a canvas of {DIGIT}x{DIGIT} or more")
+    rng = np.random.default_rng(seed)
+    corners = []
+    for _ in range(digits):
+        for _ in range(1000):
+            top, left = int(rng.integers(0, height - DIGIT + 1)), int(rng.integers(0, width - DIGIT + 1))
+            if all(abs(top - t) >= DIGIT + gap or abs(left - l) >= DIGIT + gap for t, l in corners):
+                corners.append((top, left))
+                break
+        else:
+            raise cli.LabError(f"cannot place {digits} digits without overlap on a {height}x{width} canvas; "
+                               "use fewer --digits or a larger --canvas")
+    return corners
+
+
+def make_canvas(x, y, size=(200, 300), digits=6, seed=0):
+    """`digits` digits of (x, y), drawn at random, pasted at seeded non-overlapping places on a blank canvas.
+
+    Returns:
+        canvas (H, W, 1) float32, and the placed digits as a list of dicts
+        {"label", "top", "left", "y", "x"}: (top, left) the corner of the 28x28 frame,
+        (y, x) the centre of the digit's ink (the embedded digits sit up to
+        4 px off their frame's centre).
+    """
+    corners = place_digits(size, digits, seed)
+    chosen = np.random.default_rng(seed).integers(len(x), size=digits)
+    canvas = np.zeros((*size, 1), "float32")
+    placed = []
+    for (top, left), i in zip(corners, chosen):
+        canvas[top : top + DIGIT, left : left + DIGIT] = np.maximum(canvas[top : top + DIGIT, left : left + DIGIT], x[i])
+        ink_rows, ink_cols = np.flatnonzero(x[i].any((1, 2))), np.flatnonzero(x[i].any((0, 2)))
+        if len(ink_rows) == 0:  # a blank image: the frame's centre
+            ink_rows = ink_cols = np.array([0, DIGIT - 1])
+        placed.append({"label": int(y[i]), "top": top, "left": left,  # the centre of the ink's bounding box
+                       "y": top + (ink_rows[0] + ink_rows[-1]) / 2, "x": left + (ink_cols[0] + ink_cols[-1]) / 2})
+    return canvas, placed
+
+
+# ---------------------------------------------------------------- the classifier and its conversion
+def build_classifier(classes=10, learning_rate=1e-3):
+    """The MNIST lab's vanilla CNN (27,830 parameters), with `classes` logits (11: + background); compiled."""
+    import keras
+
+    from kcourse.tasks import mnist
+    from kcourse.training import compile_model
+
+    cnn = mnist.build_cnn()
+    if classes != 10:
+        cnn = keras.Sequential([keras.Input((DIGIT, DIGIT, 1)), *cnn.layers[:-1], keras.layers.Dense(classes)],
+                               name=f"cnn_{classes}")
+    return compile_model(cnn, keras.optimizers.Adam(learning_rate))
+
+
+def load_classifier(path):
+    """A CNN the mnist lab saved (`cnn.keras`): (None, 28, 28, 1) in, (None, 10) logits out, ending in Flatten and Dense."""
+    import keras
+
+    path = Path(path)
+    expected = "a .keras file the mnist lab saved (runs/mnist-<time>-<backend>/cnn.keras)"
+    if not path.is_file():
+        raise cli.LabError(f"--model {path}: no such file; expected {expected}")
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise cli.LabError(f"--model {path}: not a readable Keras model ({first}); expected {expected}") from None
+    shapes = f"got input {tuple(model.inputs[0].shape)}, output {tuple(model.outputs[0].shape)}"
+    if tuple(model.inputs[0].shape) != (None, DIGIT, DIGIT, 1) or tuple(model.outputs[0].shape) != (None, 10):
+        raise cli.LabError(f"--model {path}: {shapes}; expected input (None, 28, 28, 1) and output (None, 10), {expected}")
+    try:
+        _split(model)
+    except ValueError as error:
+        raise cli.LabError(f"--model {path}: {error}; expected {expected}") from None
+    return model
+
+
+def _split(classifier):
+    """(trunk layers, Flatten, head layers) of a plain stack of layers."""
+    layers = [layer for layer in classifier.layers if type(layer).__name__ != "InputLayer"]
+    kinds = [type(layer).__name__ for layer in layers]
+    if "Flatten" not in kinds:
+        raise ValueError(f"{classifier.name} has no Flatten layer: nothing to convert")
+    at = kinds.index("Flatten")
+    head = layers[at + 1 :]
+    if not head or any(kind not in ("Dense", "Dropout") for kind in kinds[at + 1 :]):
+        raise ValueError(f"{classifier.name} should end in Flatten then Dense (and Dropout) layers, got {', '.join(kinds[at:])}")
+    return layers[:at], layers[at], head
+
+
+def to_fcn(classifier):
+    """The classifier as a fully convolutional network, on images of any size (None, None, C).
+
+    The trunk (convolutions, pooling, activations) is the classifier's own
+    layers, shared (training one model trains the other); Flatten + the first Dense(n) become Conv2D(n, (h, w), padding='valid')
+    over the (h, w, c) map that Flatten read, its kernel the Dense kernel
+    reshaped to (h, w, c, n) (Flatten's row-major order, channels last); each
+    next Dense(n) becomes Conv2D(n, 1); every bias and activation is kept;
+    Dropout is left out (inference). Output (B, H', W', classes): on the
+    classifier's input size, H' = W' = 1 and the logits are the classifier's.
+    """
+    import keras
+
+    trunk, flatten, head = _split(classifier)
+    inputs = keras.Input((None, None, classifier.inputs[0].shape[-1]), name="image")
+    x = inputs
+    for layer in trunk:
+        x = layer(x)  # the classifier's own layers: the same weights, shared, not copied
+    h, w, c = flatten.input.shape[1:]  # (7, 7, 10) for the vanilla CNN
+    first = True
+    for layer in head:
+        if type(layer).__name__ == "Dropout":
+            continue
+        kernel, *bias = layer.get_weights()
+        units = kernel.shape[-1]
+        config = layer.get_config()
+        conv = keras.layers.Conv2D(units, (h, w) if first else 1, padding="valid", activation=config["activation"],
+                                   use_bias=config["use_bias"], name=f"{layer.name}_as_conv",
+                                   kernel_initializer="zeros")  # overwritten at once by the Dense weights
+        x = conv(x)  # (B, H', W', units)
+        conv.set_weights([kernel.reshape(h, w, c, units) if first else kernel.reshape(1, 1, -1, units), *bias])
+        first = False
+    return keras.Model(inputs, x, name=f"{classifier.name}_fcn")
+
+
+def smallest_input(fcn):
+    """The smallest square side the FCN takes (its output at least 1x1): 28 for the vanilla CNN."""
+    from kcourse import receptive_field
+
+    for side in range(1, 1025):
+        size = receptive_field.receptive_fields(fcn, (side, side))[-1]["output size"]
+        if size is not None and min(size) >= 1:
+            return side
+    raise ValueError(f"{fcn.name}: no input up to 1024x1024 gives an output")
+
+
+def check_size(fcn, height, width):
+    """A LabError (one line) when the FCN cannot take a height x width image."""
+    from kcourse import receptive_field
+
+    size = receptive_field.receptive_fields(fcn, (height, width))[-1]["output size"]
+    if size is None or min(size) < 1:
+        side = smallest_input(fcn)
+        raise cli.LabError(f"a {height}x{width} image is too small for the FCN: its trunk's map is smaller than the "
+                           f"first dense-as-convolution kernel; the smallest image is {side}x{side}")
+
+
+def max_difference(classifier, fcn, x):
+    """max |classifier(x) - fcn(x)| over 28x28 images x: the conversion is exact (float rounding)."""
+    import keras
+
+    logits = keras.ops.convert_to_numpy(classifier(x, training=False))
+    maps = keras.ops.convert_to_numpy(fcn(x, training=False))  # (N, 1, 1, classes)
+    return float(np.abs(maps[:, 0, 0, :] - logits).max())
+
+
+# ---------------------------------------------------------------- localisation
+def class_maps(fcn, canvas):
+    """The per-class probability maps of the FCN on one canvas: (H', W', classes), softmax over the classes."""
+    import keras
+
+    check_size(fcn, *canvas.shape[:2])
+    logits = fcn(canvas[None], training=False)[0]  # (H', W', classes)
+    return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+
+
+def detect(maps, centre, jump, threshold=0.5, radius=14.0):
+    """Detections from the class maps: local maxima of the digits' max map above `threshold`, with NMS.
+
+    Args:
+        maps: (H', W', classes) probabilities; an 11th class (background)
+            is never detected.
+        centre, jump: map pixel (i, j) is centred on input pixel
+            (centre + i * jump, centre + j * jump) (kcourse.receptive_field).
+        threshold: the smallest probability detected.
+        radius: non-maximum suppression: a detection closer than `radius`
+            input pixels to a stronger one (whatever its class) is dropped.
+
+    Returns:
+        [{"label", "y", "x", "score"}], strongest first.
+    """
+    digits = maps[..., :10]
+    score, label = digits.max(-1), digits.argmax(-1)  # the lecture's "carte d'activation puis max"
+    rows, cols = np.nonzero(score >= threshold)
+    found = []
+    for k in np.argsort(-score[rows, cols], kind="stable"):
+        i, j = rows[k], cols[k]
+        y, x = centre + i * jump, centre + j * jump
+        if all((y - d["y"]) ** 2 + (x - d["x"]) ** 2 >= radius**2 for d in found):
+            found.append({"label": int(label[i, j]), "y": float(y), "x": float(x), "score": float(score[i, j])})
+    return found
+
+
+def match(detections, placed, tolerance=8.0):
+    """(true positives, precision, recall): a detection is right when its class matches and its centre is
+    within `tolerance` pixels of a placed digit's centre (each placed digit matched once)."""
+    free = list(placed)
+    hits = 0
+    for d in detections:
+        near = [p for p in free if p["label"] == d["label"] and (p["y"] - d["y"]) ** 2 + (p["x"] - d["x"]) ** 2 <= tolerance**2]
+        if near:
+            free.remove(near[0])
+            hits += 1
+    precision = hits / len(detections) if detections else 0.0
+    recall = hits / len(placed) if placed else 0.0
+    return hits, precision, recall
+
+
+def localise(fcn, canvases, threshold=0.5, tolerance=8.0, radius=14.0):
+    """Detections on each canvas and the pooled precision / recall: a dict of figures and the per-canvas results."""
+    from kcourse import receptive_field
+
+    centre = receptive_field.field_centre(fcn, canvases[0][0].shape[:2])
+    _, jump = receptive_field.receptive_field_of(fcn, canvases[0][0].shape[:2])
+    results, hits, found, placed_total = [], 0, 0, 0
+    for canvas, placed in canvases:
+        maps = class_maps(fcn, canvas)
+        detections = detect(maps, centre, jump, threshold, radius)
+        tp, _, _ = match(detections, placed, tolerance)
+        hits, found, placed_total = hits + tp, found + len(detections), placed_total + len(placed)
+        results.append({"canvas": canvas, "placed": placed, "maps": maps, "detections": detections})
+    figures = {
+        "placed digits": placed_total,
+        "detections": found,
+        "precision": hits / found if found else 0.0,
+        "recall": hits / placed_total if placed_total else 0.0,
+    }
+    return figures, results
+
+
+def plot_localisation(result, centre, jump, title=""):
+    """The canvas with the placed digits (green) and the detections (red, with their class), and the max map."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    canvas, maps = result["canvas"][..., 0], result["maps"]
+    h, w = canvas.shape
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2 * h / w + 0.8))
+    axes[0].imshow(canvas, cmap="gray")
+    for p in result["placed"]:
+        axes[0].add_patch(Rectangle((p["left"] - 0.5, p["top"] - 0.5), DIGIT, DIGIT, fill=False, ec="lime", lw=1.5))
+    for d in result["detections"]:
+        axes[0].add_patch(Rectangle((d["x"] - DIGIT / 2, d["y"] - DIGIT / 2), DIGIT, DIGIT, fill=False, ec="red", lw=1, ls="--"))
+        axes[0].text(d["x"] - DIGIT / 2, d["y"] - DIGIT / 2 - 2, f"{d['label']} {d['score']:.2f}", color="red", fontsize=8)
+    axes[0].set_title(f"{title}: placed (green), detected (red)")
+    hm, wm = maps.shape[:2]
+    extent = (centre - jump / 2, centre + (wm - 0.5) * jump, centre + (hm - 0.5) * jump, centre - jump / 2)  # map pixels on the canvas
+    axes[1].imshow(canvas, cmap="gray", alpha=0.35)
+    shown = axes[1].imshow(maps[..., :10].max(-1), extent=extent, cmap="magma", alpha=0.75, vmin=0, vmax=1)
+    axes[1].set(xlim=(-0.5, w - 0.5), ylim=(h - 0.5, -0.5), title=f"max over the digit classes ({hm}x{wm} map, stride {jump})")
+    fig.colorbar(shown, ax=axes[1], fraction=0.03)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_class_maps(maps):
+    """One panel per class: the probability map of the class (an 11th panel: background)."""
+    import matplotlib.pyplot as plt
+
+    n = maps.shape[-1]
+    fig, axes = plt.subplots(2, (n + 1) // 2, figsize=(2.2 * ((n + 1) // 2), 4.4 * maps.shape[0] / maps.shape[1] + 0.8), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for c, ax in zip(range(n), axes.flat):
+        ax.imshow(maps[..., c], cmap="magma", vmin=0, vmax=1)
+        ax.set_title("background" if c == BACKGROUND else f"class {c}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- the lab
+def main(argv=None):
+    parser = cli.lab_parser("fcn", __doc__, epochs=5, batch_size=64, learning_rate=1e-3, quick={"canvases": 2})
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
+                        help="cnn: the mnist CNN as it is; background: with an 11th class (default: both)")
+    parser.add_argument("--model", type=Path, help="a CNN the mnist lab saved (cnn.keras), used as the cnn variant instead of training one")
+    parser.add_argument("--data", type=Path, help="local .npz in keras' mnist.npz layout")
+    parser.add_argument("--canvas", nargs=2, type=cli.positive_int, default=[200, 300], metavar=("H", "W"), help="default: 200 300")
+    parser.add_argument("--digits", type=cli.positive_int, default=6, help="digits per canvas (default: %(default)s)")
+    parser.add_argument("--canvases", type=cli.positive_int, default=5, help="test canvases (default: %(default)s, 2 with --quick)")
+    parser.add_argument("--threshold", type=cli.fraction, default=0.5, help="smallest probability detected (default: %(default)s)")
+    parser.add_argument("--tolerance", type=cli.positive_float, default=8.0, help="pixels between a right detection and the digit's centre (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.model is not None and not args.model.is_file():
+        raise cli.LabError(f"--model {args.model}: no such file; expected a .keras file the mnist lab saved (runs/mnist-<time>-<backend>/cnn.keras)")
+    if min(args.canvas) < DIGIT:
+        raise cli.LabError(f"--canvas {args.canvas[0]} {args.canvas[1]}: the FCN needs at least {DIGIT}x{DIGIT} pixels (its smallest input)")
+    for k in range(args.canvases):  # the canvases fit (or a one-line error), before any data
+        place_digits(tuple(args.canvas), args.digits, seed=args.seed + k)
+    if args.model is not None:
+        cli.use_backend(args.backend)
+    classifier = load_classifier(args.model) if args.model is not None else None  # before the run folder: a bad file leaves nothing
+    run = runs.start("fcn", args)
+    from kcourse import receptive_field
+
+    data, data_name = load_data(args.data, quick=args.quick, seed=args.seed)
+    (x_train, _), (x_test, y_test) = data
+    canvases = [make_canvas(x_test, y_test, tuple(args.canvas), args.digits, seed=args.seed + k) for k in range(args.canvases)]
+    run.note(data_used=data_name, model=str(args.model) if args.model else "trained here")
+    print(f"{data_name}: {len(x_train):,} train / {len(x_test):,} test digits; "
+          f"{args.canvases} canvases of {args.canvas[0]}x{args.canvas[1]} with {args.digits} digits each")
+
+    for name in args.variants:
+        if name == "cnn" and classifier is not None:
+            fitted = runs.Fitted(name, classifier, {}, {"trainable params": classifier.count_params(),
+                                                        "total params": classifier.count_params(), "device": run.device})
+            print(f"\ncnn: loaded from {args.model}")
+        else:
+            classes, train = (11, with_background(data, seed=args.seed)) if name == "background" else (10, data)
+            fitted = run.fit(name, lambda: build_classifier(classes, args.learning_rate), *train)
+        converted = to_fcn(fitted.model)
+        converted.save(run.file(f"{name}_fcn.keras"))
+        difference = max_difference(fitted.model, converted, x_test[:512])
+        accuracy = float((fitted.model.predict(x_test, verbose=0).argmax(-1) == y_test).mean())
+
+        rows = receptive_field.receptive_fields(converted, tuple(args.canvas))
+        field, jump = receptive_field.receptive_field_of(converted)
+        centre = receptive_field.field_centre(converted, tuple(args.canvas))
+        probe = receptive_field.probe_receptive_field(converted)
+        if name == args.variants[0]:
+            print(f"\n{converted.name} on a {args.canvas[0]}x{args.canvas[1]} canvas:\n{receptive_field.table(rows)}")
+            print(f"output pixel (i, j) <- input centred at ({centre:g} + {jump} i, {centre:g} + {jump} j), field {field} "
+                  f"(gradient probe: {probe['field'][0]}x{probe['field'][1]}); FCN vs classifier on 28x28: max |diff| {difference:.1e}")
+            run.save_table("receptive_fields", rows)
+
+        figures, results = localise(converted, canvases, args.threshold, args.tolerance)
+        run.savefig(plot_localisation(results[0], centre, jump, name), f"localisation_{name}")
+        run.savefig(plot_class_maps(results[0]["maps"]), f"class_maps_{name}")
+        run.save_metrics(**{name: {"receptive field": field, "probed field": list(probe["field"]), "jump": jump}})
+        run.record(fitted, **{"test accuracy": accuracy, "fcn vs classifier": difference, **figures})
+    return run.finish(f"FCN localisation ({data_name}, threshold {args.threshold}, tolerance {args.tolerance:g} px)")
+
+
+if __name__ == "__main__":
+    cli.run(main)
