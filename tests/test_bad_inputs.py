@@ -57,6 +57,9 @@ CASES = [
     # (a --model of the wrong shape needs a saved model: tests/test_fcn.py checks it)
     # ---- unet
     # ---- zoo
+    ("zoo", ["--models", "resnet152"], "argument --models: invalid choice: 'resnet152'"),
+    ("zoo", ["--classes", "0"], "--classes: 0 is not allowed: it must be 1 or more"),
+    ("zoo", ["--resume", "/nonexistent/zoo-run"], "--resume /nonexistent/zoo-run: not a run folder"),
     # ---- clip
     ("clip", ["--preset", "clip_nonsense_patch99"], "--preset clip_nonsense_patch99: unknown CLIP preset; choose one of clip_vit_b_32_laion2b_s34b_b79k"),
     ("clip", ["--preset", "/nonexistent/preset"], "--preset /nonexistent/preset: not a keras-hub preset folder (no config.json)"),

@@ -52,6 +52,22 @@ def _tp4_part2_vit(ns):
         assert rows[f"frozen-{pool}-linear"]["total params"] == backbone.count_params() + d * classes + classes
     assert [row["augment"] for row in ns["ladder"]] == ns["LEVELS"]  # one model per level, in order
     assert ns["maps"]["rollout"].shape[1:] == (gh, gw) == ns["maps"]["occlusion"].shape[1:]  # one value per patch
+def _lectures(ns):
+    import numpy as np
+
+    rows = {row["model"]: row for row in ns["rows"]}
+    assert rows["mlp"]["params (trainable)"] == 101_770 and rows["cnn"]["params (trainable)"] == 27_830
+    assert rows["conv3x3"]["params (trainable)"] == 1_792 and rows["cnn"]["field (last conv)"] == 14
+    assert rows["vgg16"]["params (trainable)"] == 138_357_544 and rows["vgg16"]["vs lecture"] == "agrees"
+    assert rows["resnet18"]["params (trainable)"] == 11_689_512  # ~11.7 M, as PyTorch counts (no BN statistics)
+    assert rows["resnet101"]["vs lecture"] == "off x9.99"  # the lecture's "445 M" is 44.5 M
+    first = [row["parameters"] for row in ns["first"]]
+    assert first == [536_871_424, 640, 150_529_000, 1_792]  # 500 M against ~1K; 150 M against 1,792
+    assert {"zoo.csv", "first_layers.csv", "params_vs_flops.png"} <= {p.name for p in ns["run"].path.iterdir()}
+    n, classes = len(ns["photos"].y_val), len(ns["names"])  # CLIP zero-shot: every photo scored against every class
+    for result in ns["results"].values():
+        assert result["scores"].shape == (n, classes) and np.allclose(result["scores"].sum(axis=1), 1.0)
+        assert (result["y_pred"] == result["scores"].argmax(axis=1)).all()
 
 
 EXPECT = {
@@ -59,6 +75,7 @@ EXPECT = {
     "tp3_finetune": _tp3_finetune,
     "tp4_part1_word2vec_transformer": _tp4_part1_word2vec_transformer,
     "tp4_part2_vit": _tp4_part2_vit,
+    "lectures": _lectures,
 }
 
 

@@ -1,0 +1,465 @@
+"""Lectures 003-004: the architectures the lectures cite, their numbers computed rather than believed.
+
+Every model is built from its definition, with no weights to download: the
+course's MLP 784-128-10 and vanilla CNN (kcourse.tasks.mnist), one 3x3
+convolution 3 -> 64 (k x k x C_in x C_out + C_out = 1,792), VGG11/13 from the
+VGG paper's configurations and VGG16/19 from keras.applications
+(weights=None), ResNet-18/34/50/101 from keras-hub's `ResNetBackbone`
+constructor (the arguments of its `resnet_*_imagenet` presets) with a
+1000-class head, ViT-B/16 from keras-hub's `ViTBackbone` constructor, and the
+course's tiny Transformer at the TP4 sizes (`transformer`). For each one the
+table gives:
+
+- the parameters counted as PyTorch counts them (the trainable ones: batch
+  normalisation's running mean and variance are buffers, not parameters),
+  Keras' count_params() (which includes them), the lecture's figure and
+  whether it agrees at the precision the lecture writes it with
+  ("~11.7 M" agrees with 11,689,512; "445 M" for ResNet-101 does not: the
+  computed 44.5 M says a decimal point was lost), and a reference count:
+  torchvision's model tables for the ImageNet models, the hand count for the
+  course's MLP, CNN and convolution, the transformer lab's formula for its model;
+- the multiply-adds and FLOPs for one image (1 MAC = 2 FLOPs; counted from the
+  layers' configs and output shapes by kcourse.flops, nothing is run), next
+  to the published GMACs (torchvision's "GFLOPS" column counts multiply-adds);
+- the receptive field of the last convolutional layer (kcourse.receptive_field,
+  the FCN lab's computation), and the size of the weights in MiB (float32).
+
+A second table redoes the first-layer argument of the lectures: a dense
+layer on a 1024x1024 image with 512 neurons has 5 x 10^8 weights, one on a
+224x224x3 image with 1000 neurons 150 million, a 3x3 convolution ~1K
+whatever the size of the image. Every layer and model is built with
+shapes only (`shapes_only()`: keras.StatelessScope without initialisation),
+so the 2 GiB of that first dense layer, or VGG16's 528 MiB, are never
+allocated, and nothing is drawn at random.
+
+    python -m kcourse.tasks.zoo                          # every architecture (seconds: shapes only)
+    python -m kcourse.tasks.zoo --quick                  # only the small ones, in seconds
+    python -m kcourse.tasks.zoo --models vgg16 resnet18  # a choice
+    python -m kcourse.tasks.zoo --classes 10             # the ImageNet models with a 10-class head (fine-tuning)
+
+Nothing is trained, so the run folder has no `.keras` model: config.json,
+metrics.json (one entry per model; `--resume RUN_DIR` reads back the models an
+interrupted run had already counted), zoo.csv (and the runner's summary.csv),
+first_layers.csv and params_vs_flops.png (parameters against FLOPs, log scale).
+"""
+
+import argparse
+import contextlib
+import math
+import re
+
+from kcourse import cli, runs
+
+MODELS = ("mlp", "cnn", "conv3x3", "vgg11", "vgg13", "vgg16", "vgg19",
+          "resnet18", "resnet34", "resnet50", "resnet101", "vit_b16", "transformer")
+QUICK = ("mlp", "cnn", "conv3x3", "transformer")
+
+# The VGG paper's configurations A, B, D, E (Simonyan & Zisserman 2015, table 1): 3x3 convolutions, "M" = max pooling 2x2.
+VGG_CONFIGS = {
+    11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+}
+# keras-hub's resnet_{18,34,50,101}_imagenet presets: blocks per stage and block type (the rest is shared).
+RESNET_BLOCKS = {
+    18: ([2, 2, 2, 2], "basic_block"),
+    34: ([3, 4, 6, 3], "basic_block"),
+    50: ([3, 4, 6, 3], "bottleneck_block"),
+    101: ([3, 4, 23, 3], "bottleneck_block"),
+}
+TP4 = dict(max_len=32, d_model=64, n_heads=2, n_layers=2, pe="sinusoidal")  # kcourse.tasks.transformer's defaults
+VIT_B16 = dict(image_shape=(224, 224, 3), patch_size=16, num_layers=12, num_heads=12, hidden_dim=768, mlp_dim=3072)
+
+# What the lectures write (003: "J3 après-midi", 004: "Convolution, architectures"), as they write it.
+LECTURE = {
+    "mlp": "101,770",  # 003: the MLP(784, 128, 10) slide, `print(n)  # 101770`
+    "conv3x3": "1,792",  # 004: "3 x 3 x 3 x 64 + 64 = 1792"
+    "vgg16": "138 M",  # 004: "VGG16 (138M parameters)"
+    "resnet18": "~11.7 M",  # 004: the "Versions de ResNet" table
+    "resnet34": "~21.8 M",
+    "resnet50": "~25.6 M",
+    "resnet101": "~445 M",
+}
+# Published counts: torchvision's model tables (trainable parameters, and their "GFLOPS", which are GMACs).
+PUBLISHED = {
+    "vgg11": (132_863_336, 7.61), "vgg13": (133_047_848, 11.31), "vgg16": (138_357_544, 15.47),
+    "vgg19": (143_667_240, 19.63), "resnet18": (11_689_512, 1.81), "resnet34": (21_797_672, 3.66),
+    "resnet50": (25_557_032, 4.09), "resnet101": (44_549_160, 7.80), "vit_b16": (86_567_656, 17.56),
+}
+IMAGENET = {"vgg11", "vgg13", "vgg16", "vgg19", "resnet18", "resnet34", "resnet50", "resnet101", "vit_b16"}
+CONVOLUTIONS = {"Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D"}
+COLUMNS = ("model", "params (trainable)", "count_params()", "lecture", "vs lecture", "reference",
+           "GMACs", "published GMACs", "GFLOPs", "field (last conv)", "MiB (float32)")
+
+
+# ---------------------------------------------------------------- the builders
+def build_conv3x3():
+    """One 3x3 convolution, 3 -> 64 channels, on a 224x224 RGB image: 3 x 3 x 3 x 64 + 64 = 1,792 parameters."""
+    import keras
+
+    return keras.Sequential([keras.Input((224, 224, 3)), keras.layers.Conv2D(64, 3, padding="same")], name="conv3x3")
+
+
+def build_vgg_from_config(depth, classes=1000, include_top=True):
+    """VGG from the paper's configuration table: 3x3 convolutions 'same' + ReLU, max pooling, then 4096-4096-classes.
+
+    With include_top=False, only the convolutional part (as keras.applications' `include_top=False`).
+    """
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([keras.Input((224, 224, 3))], name=f"vgg{depth}")
+    for item in VGG_CONFIGS[depth]:
+        model.add(layers.MaxPooling2D(2) if item == "M" else layers.Conv2D(item, 3, padding="same", activation="relu"))
+    if not include_top:
+        return model  # (B, 7, 7, 512)
+    model.add(layers.Flatten())  # (B, 7 * 7 * 512 = 25,088)
+    model.add(layers.Dense(4096, activation="relu"))
+    model.add(layers.Dense(4096, activation="relu"))
+    model.add(layers.Dense(classes))
+    return model
+
+
+def build_vgg(depth, classes=1000):
+    """VGG11/13 from the configuration table; VGG16/19 from keras.applications (weights=None: nothing downloaded)."""
+    import keras
+
+    if depth in (16, 19):
+        application = keras.applications.VGG16 if depth == 16 else keras.applications.VGG19
+        return application(weights=None, classes=classes, classifier_activation=None)
+    return build_vgg_from_config(depth, classes)
+
+
+def build_resnet(depth, classes=1000):
+    """keras-hub's ResNetBackbone from its preset's constructor arguments, then global pooling and a dense head."""
+    import keras
+    import keras_hub
+
+    blocks, block_type = RESNET_BLOCKS[depth]
+    backbone = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 128, 256, 512],
+        stackwise_num_blocks=blocks, stackwise_num_strides=[1, 2, 2, 2], block_type=block_type,
+        use_pre_activation=False, image_shape=(224, 224, 3),
+    )
+    features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(backbone.output)  # (B, 512 or 2048)
+    return keras.Model(backbone.input, keras.layers.Dense(classes, name="fc")(features), name=f"resnet{depth}")
+
+
+def build_vit_b16(classes=1000):
+    """keras-hub's ViTBackbone at the ViT-B/16 sizes (197 tokens of 768), a dense head on the [CLS] token."""
+    import keras
+    import keras_hub
+
+    backbone = keras_hub.models.ViTBackbone(**VIT_B16)
+    cls = backbone.output[:, 0, :]  # (B, 768): the [CLS] token of (B, 197, 768)
+    return keras.Model(backbone.input, keras.layers.Dense(classes, name="head")(cls), name="vit_b16")
+
+
+def build_tiny_transformer():
+    """The TP4 TinyTransformerClassifier at the transformer lab's sizes: its corpus' vocabulary, 32 tokens,
+    d_model 64, 2 heads, 2 blocks (as kcourse.tasks.transformer.build_model makes it, uncompiled)."""
+    from kcourse.models import TinyTransformerClassifier
+    from kcourse.tasks import transformer
+
+    _, vocab, _ = transformer.load_data()
+    model = TinyTransformerClassifier(vocab_size=len(vocab), pad_id=vocab.pad_id, name="transformer", **TP4)
+    model.build((None, TP4["max_len"]))
+    return model
+
+
+def build_model(name, classes=1000):
+    """The architecture `name` (one of MODELS), built with fresh weights; `classes` sizes the ImageNet models' head."""
+    from kcourse.tasks import mnist
+
+    if name not in MODELS:
+        raise cli.LabError(f"unknown model {name!r}: choose among {', '.join(MODELS)}")
+    if name == "mlp":
+        return mnist.build_mlp()
+    if name == "cnn":
+        return mnist.build_cnn()
+    if name == "conv3x3":
+        return build_conv3x3()
+    if name.startswith("vgg"):
+        return build_vgg(int(name[3:]), classes)
+    if name.startswith("resnet"):
+        return build_resnet(int(name[6:]), classes)
+    if name == "vit_b16":
+        return build_vit_b16(classes)
+    return build_tiny_transformer()
+
+
+# ---------------------------------------------------------------- the numbers
+def trainable_parameters(model):
+    """What PyTorch's `sum(p.numel() for p in model.parameters())` counts: the trainable weights."""
+    return sum(math.prod(int(n) for n in w.shape) for w in model.trainable_weights)
+
+
+def macs_per_image(name, model):
+    """Multiply-adds for one image (one sequence for the Transformer), from the configs: see kcourse.flops."""
+    from kcourse import flops
+
+    if name == "vit_b16":
+        c = VIT_B16
+        patches = (c["image_shape"][0] // c["patch_size"]) * (c["image_shape"][1] // c["patch_size"])
+        patchify = c["patch_size"] ** 2 * c["image_shape"][2] * c["hidden_dim"] * patches  # a 16x16 conv, stride 16
+        head = c["hidden_dim"] * model.output.shape[-1]
+        return patchify + flops.encoder_macs(patches + 1, c["hidden_dim"], c["mlp_dim"], c["num_layers"]) + head
+    if name == "transformer":
+        d, hidden = model.d_model, int(model.d_model * model.mlp_ratio)
+        projection = model.embed_dim * d * model.max_len if model.embed_dim != d else 0
+        head = d * model.num_classes  # on the [CLS] token only
+        return projection + flops.encoder_macs(model.max_len, d, hidden, model.n_layers) + head  # the embedding is a lookup
+    return flops.count_macs(model)
+
+
+def last_conv_field(model):
+    """The receptive field of the model's last convolutional layer, by kcourse.receptive_field; None without one."""
+    from kcourse import receptive_field
+
+    try:
+        image_model = len(model.inputs[0].shape) == 4
+    except (AttributeError, IndexError, TypeError, ValueError):  # a subclassed model has no symbolic inputs
+        image_model = False
+    if not image_model:
+        return None  # not an image model (the MLP flattens first; the Transformer reads tokens)
+    convs = [row for row in receptive_field.receptive_fields(model) if row["type"] in CONVOLUTIONS]
+    return convs[-1]["receptive field"] if convs else None
+
+
+def reference_count(name, model):
+    """The count to check against: torchvision's, the hand count of the course's models, or the TP4 formula."""
+    if name in PUBLISHED:
+        return PUBLISHED[name][0]
+    if name == "mlp":
+        return 784 * 128 + 128 + 128 * 10 + 10
+    if name == "cnn":  # conv 5x5 1 -> 10, conv 5x5 10 -> 10, dense 490 -> 50, dense 50 -> 10
+        return (5 * 5 * 1 * 10 + 10) + (5 * 5 * 10 * 10 + 10) + (490 * 50 + 50) + (50 * 10 + 10)
+    if name == "conv3x3":
+        return conv_parameters(3, 3, 64)
+    from kcourse.tasks import transformer
+
+    formulas = transformer.parameter_formulas(model.d_model, model.n_heads, model.mlp_ratio, model.n_layers,
+                                              model.vocab_size, model.max_len, model.num_classes, model.pe)
+    return formulas[-1]["computed"]
+
+
+def measure(name, model, classes=1000):
+    """One row of the zoo's table for a built model: parameters, the lecture's figure, FLOPs, field, MiB."""
+    trainable, total = trainable_parameters(model), model.count_params()
+    macs = macs_per_image(name, model)
+    lecture = LECTURE.get(name)
+    same_head = classes == 1000 or name not in IMAGENET
+    return {
+        "model": name,  # the columns of COLUMNS
+        "params (trainable)": trainable,
+        "count_params()": total,
+        "lecture": lecture,
+        "vs lecture": compare(trainable, lecture) if lecture else None,
+        "reference": reference_count(name, model) if same_head else None,
+        "GMACs": macs / 1e9,
+        "published GMACs": PUBLISHED[name][1] if name in PUBLISHED and same_head else None,
+        "GFLOPs": 2 * macs / 1e9,
+        "field (last conv)": last_conv_field(model),
+        "MiB (float32)": total * 4 / 2**20,  # every weight, running statistics included, in float32
+    }
+
+
+@contextlib.contextmanager
+def shapes_only():
+    """Build models whose weights have their shapes but no values: nothing is allocated or drawn at random.
+
+    Counting needs only the shapes: VGG16's 138 M weights would take 528 MiB and
+    seconds of random draws (on JAX, a compilation per weight shape). The
+    models built inside cannot be called; build again outside to use one.
+
+        with zoo.shapes_only():
+            model = zoo.build_model("vgg16")
+        zoo.measure("vgg16", model)
+    """
+    import keras
+
+    with keras.StatelessScope(initialize_variables=False):
+        yield
+
+
+def count(name, classes=1000):
+    """Build `name` (shapes only), measure it and free it: its row of the table."""
+    import keras
+
+    with shapes_only():
+        model = build_model(name, classes)
+    try:
+        return measure(name, model, classes)
+    finally:
+        del model
+        keras.backend.clear_session()
+
+
+def compare(computed, stated):
+    """'agrees' if `computed` rounds to the lecture's figure at the precision it is written with, else 'off x<ratio>'.
+
+    "~11.7 M" is good to 0.05 M, "138 M" to 0.5 M, "500 M" (one significant
+    digit, 5 x 10^8) to 50 M, "~1K" to 0.5 K; a figure written in full
+    ("101,770") must be exact.
+    """
+    value, tolerance = parse_figure(stated)
+    if abs(computed - value) <= tolerance:
+        return "agrees"
+    return f"off x{value / computed:.3g}"  # the lecture's figure over the computed one
+
+
+def parse_figure(text):
+    """A lecture's figure ('~11.7 M', '138M', '150 millions', '~1K', '1,792') as (value, tolerance)."""
+    match = re.fullmatch(r"~?\s*([\d.,]+)\s*(K|M|G|millions?|milliards?)?", text.strip(), flags=re.IGNORECASE)
+    if match is None:
+        raise ValueError(f"cannot read the figure {text!r}")
+    digits, unit = match.group(1).replace(",", ""), (match.group(2) or "").lower()
+    scale = {"": 1, "k": 1e3, "m": 1e6, "million": 1e6, "millions": 1e6, "g": 1e9, "milliard": 1e9, "milliards": 1e9}[unit]
+    if not unit:
+        return float(digits), 0.5  # written in full: exact
+    if "." in digits:
+        last = -len(digits.split(".")[1])  # the place of the last written decimal
+    else:
+        last = len(digits) - len(digits.rstrip("0"))  # trailing zeros of "500" are not significant
+    return float(digits) * scale, 0.5 * 10.0**last * scale
+
+
+def dense_parameters(n_in, n_out):
+    """A dense layer: n_in n_out weights + n_out biases."""
+    return n_in * n_out + n_out
+
+
+def conv_parameters(c_in, k, c_out):
+    """A k x k convolution: k k C_in C_out weights + C_out biases (lecture 004), whatever the image size."""
+    return k * k * c_in * c_out + c_out
+
+
+def first_layers():
+    """The lectures' first-layer argument: a dense layer on the flat image against a 3x3 convolution.
+
+    Lecture 003: a 1024x1024 image (10^6 inputs) into 512 neurons is 5 x 10^8
+    weights; a convolution ~1K. Lecture 004: 224 x 224 x 3 = 150,528 inputs
+    into 1000 neurons, 150 million; a 3x3 convolution 3 -> 64, 1,792. Each
+    layer is built (shapes only: the first dense layer's float32 weights would
+    take 2 GiB) and counted by Keras, next to the lecture's formula. The
+    multiply-adds show what weight sharing does not save: the convolution runs
+    at every pixel.
+    """
+    import keras
+
+    from kcourse import flops
+
+    rows = []
+    for lecture, (h, w, c), neurons, filters, dense_figure, conv_figure in (
+        ("003", (1024, 1024, 1), 512, 64, "500 M", "~1K"),
+        ("004", (224, 224, 3), 1000, 64, "150 millions", "1,792"),
+    ):
+        n_in = h * w * c
+        with shapes_only():
+            dense = keras.Sequential([keras.Input((n_in,)), keras.layers.Dense(neurons)])  # on the flattened image
+            conv = keras.Sequential([keras.Input((h, w, c)), keras.layers.Conv2D(filters, 3, padding="same")])
+        for layer, name, formula, by_formula, figure in (
+            (dense, f"Dense({neurons}) on {n_in:,} inputs", "n_in n_out + n_out", dense_parameters(n_in, neurons), dense_figure),
+            (conv, f"Conv2D({filters}, 3x3)", "k k C_in C_out + C_out", conv_parameters(c, 3, filters), conv_figure),
+        ):
+            params = layer.count_params()
+            rows.append({"lecture": lecture, "image": f"{h}x{w}x{c}", "first layer": name, "formula": formula,
+                         "by formula": by_formula, "parameters": params, "the lecture's figure": figure,
+                         "vs lecture": compare(params, figure), "GMACs": flops.count_macs(layer) / 1e9,
+                         "MiB (float32)": params * 4 / 2**20})
+        keras.backend.clear_session()
+    return rows
+
+
+# ---------------------------------------------------------------- the figure
+def figure(rows):
+    """Parameters against FLOPs per image, both on log scales: one marker per family, one colour per model."""
+    import matplotlib.pyplot as plt
+
+    markers = {"vgg": "s", "resnet": "^", "vit": "D", "transformer": "D"}
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for i, row in enumerate(r for r in rows if r["GFLOPs"]):
+        marker = next((m for prefix, m in markers.items() if row["model"].startswith(prefix)), "o")
+        ax.scatter(row["params (trainable)"], row["GFLOPs"] * 1e9, marker=marker, s=50, color=plt.cm.tab20(i % 20),
+                   label=f"{row['model']}: {_short(row['params (trainable)'])}, {row['GFLOPs']:.3g} GFLOPs")
+    ax.set(xscale="log", yscale="log", xlabel="parameters (trainable)", ylabel="FLOPs / image (1 multiply-add = 2 FLOPs)",
+           title="the zoo: parameters against compute")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def notes(rows):
+    """What the table says that a reader might miss, one line each."""
+    lines = ["FLOPs: 1 multiply-add = 2 FLOPs; published GMACs: torchvision's model tables (their 'GFLOPS' are multiply-adds)",
+             "params (trainable): as PyTorch counts them; count_params() adds batch normalisation's running mean and variance"]
+    for row in rows:
+        if row["vs lecture"] and row["vs lecture"] != "agrees":
+            ratio = row["vs lecture"][len("off x"):]
+            line = f"{row['model']}: the lecture's {row['lecture']} is {ratio} times the computed {_short(row['params (trainable)'])}"
+            if row["model"] == "resnet101":
+                line += ": most likely a lost decimal point"
+            lines.append(line)
+    if any(row["model"] == "vit_b16" for row in rows):
+        lines.append("vit_b16: no field column: its one convolution cuts 16x16 patches, and from the first attention "
+                     "layer on every token sees the whole image")
+    return lines
+
+
+def _short(n):
+    """11,689,512 -> '11.7 M': three significant digits."""
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return str(n)
+
+
+def build_parser():
+    """The shared options (--epochs and --batch-size are accepted and unused: nothing is trained), the models, the head."""
+    parser = cli.lab_parser("zoo", __doc__, epochs=1, batch_size=1, quick={"models": list(QUICK)})
+    for action in parser._actions:
+        if action.dest in ("epochs", "batch_size", "distribute"):
+            action.help = argparse.SUPPRESS  # nothing is trained here
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, metavar="MODEL",
+                        help=f"among {', '.join(MODELS)} (default: all; with --quick: {' '.join(QUICK)})")
+    parser.add_argument("--classes", type=cli.positive_int, default=1000,
+                        help="classes of the ImageNet models' head (default: %(default)s, the published counts)")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    run = runs.start("zoo", args)
+    rows = []
+    for name in dict.fromkeys(args.models):
+        if run.resuming and name in run.metrics:
+            print(f"{name}: counted by the interrupted run; read back from metrics.json")
+            row = run.metrics[name]
+        else:
+            row = count(name, args.classes)
+            run.save_metrics(**{name: row})
+        rows.append(row)
+    return hand_in(run, rows, first_layers(), args.classes)
+
+
+def hand_in(run, rows, first, classes=1000):
+    """Write zoo.csv, first_layers.csv and params_vs_flops.png; print the first layers, the notes and the table."""
+    run.save_table("zoo", rows)
+    run.savefig(figure(rows), "params_vs_flops")
+    run.save_table("first_layers", first)
+    print("\nthe first layer, dense against convolutional (lectures 003 and 004):")
+    for row in first:
+        stated = row["the lecture's figure"]
+        print(f"  {row['lecture']} {row['image']:<12} {row['first layer']:<32} {row['parameters']:>13,} parameters "
+              f"(lecture: {stated}, {row['vs lecture']}), {row['GMACs']:.3f} GMACs")
+    print()
+    for line in notes(rows):
+        print(line)
+    run.rows = [{key: ("-" if value is None else value) for key, value in row.items()} for row in rows]
+    return run.finish(f"the lectures' architectures, per image ({classes}-class heads on the ImageNet models)")
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,207 @@
+"""Lectures 003-004: the zoo's counts are the published ones, its FLOPs and fields are computed right."""
+
+import contextlib
+import csv
+import io
+import json
+
+import keras
+import pytest
+
+from kcourse import flops, receptive_field
+from kcourse.tasks import zoo
+
+
+def last_conv_row(model):
+    """The FCN lab's computation, read directly: the last convolution's row of receptive_fields()."""
+    return [row for row in receptive_field.receptive_fields(model) if row["type"] == "Conv2D"][-1]
+
+
+# ---------------------------------------------------------------- the lab, and the course's small models
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """`python -m kcourse.tasks.zoo --quick`: the MLP, the CNN, the 3x3 convolution, the tiny Transformer."""
+    out = tmp_path_factory.mktemp("zoo") / "run"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        run = zoo.main(["--quick", "--out", str(out)])
+    return run, stdout.getvalue()
+
+
+@pytest.fixture(scope="module")
+def rows(quick_run):
+    run, _ = quick_run
+    return {name: run.metrics[name] for name in zoo.QUICK}
+
+
+def test_course_models_have_the_course_counts(rows):
+    assert rows["mlp"]["params (trainable)"] == rows["mlp"]["count_params()"] == 101_770
+    assert rows["cnn"]["params (trainable)"] == rows["cnn"]["count_params()"] == 27_830
+    assert rows["conv3x3"]["params (trainable)"] == 1_792 == zoo.conv_parameters(3, 3, 64)  # k k C_in C_out + C_out
+    assert rows["mlp"]["vs lecture"] == rows["conv3x3"]["vs lecture"] == "agrees"
+    assert round(rows["mlp"]["GMACs"] * 1e9) == 784 * 128 + 128 * 10
+    assert rows["mlp"]["GFLOPs"] == 2 * rows["mlp"]["GMACs"]
+    assert rows["mlp"]["MiB (float32)"] == pytest.approx(101_770 * 4 / 2**20)
+
+
+def test_receptive_fields_are_the_fcn_labs(rows):
+    assert rows["mlp"]["field (last conv)"] is None  # no convolution: the MLP flattens the image first
+    assert rows["conv3x3"]["field (last conv)"] == 3
+    # the CNN: conv 5x5 sees 5 pixels, the 2x2 pooling 6 with a jump of 2, the second conv 5x5 6 + 4 x 2 = 14
+    with zoo.shapes_only():
+        cnn = zoo.build_model("cnn")
+    assert rows["cnn"]["field (last conv)"] == 14 == last_conv_row(cnn)["receptive field"]
+    keras.backend.clear_session()
+
+
+def test_tiny_transformer_count_is_the_tp4_formula(rows):
+    row = rows["transformer"]
+    assert row["params (trainable)"] == row["count_params()"] == row["reference"]  # the transformer lab's formula
+    d, L, layers = 64, 32, 2  # the TP4 sizes, mlp_ratio 2
+    by_hand = layers * (4 * L * d * d + 2 * L * L * d + 2 * L * d * 2 * d) + d * 2  # blocks + head on [CLS]
+    assert round(row["GMACs"] * 1e9) == by_hand and row["field (last conv)"] is None
+
+
+def test_tp4_sizes_are_the_transformer_labs_defaults():
+    import inspect
+
+    from kcourse.tasks import transformer
+
+    defaults = inspect.signature(transformer.build_model).parameters
+    assert {key: defaults[key].default for key in zoo.TP4} == zoo.TP4
+
+
+# ---------------------------------------------------------------- FLOPs, by hand
+def test_flops_of_a_tiny_net_by_hand():
+    with zoo.shapes_only():
+        model = keras.Sequential([
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(4, 3),  # (6, 6, 4): 3 x 3 x 3 x 4 weights at 36 pixels
+            keras.layers.BatchNormalization(),  # folded into the conv: no MACs
+            keras.layers.MaxPooling2D(2),  # (3, 3, 4)
+            keras.layers.DepthwiseConv2D(3, padding="same"),  # (3, 3, 4): 3 x 3 x 4 at 9 pixels
+            keras.layers.Conv2D(6, 1, groups=2),  # (3, 3, 6): 1 x 1 x 2 x 6 at 9 pixels
+            keras.layers.Flatten(),  # 54
+            keras.layers.Dense(5),  # 54 x 5
+        ])
+    assert flops.count_macs(model) == 3 * 3 * 3 * 4 * 36 + 3 * 3 * 4 * 9 + 2 * 6 * 9 + 54 * 5
+    assert flops.flops(10) == 20  # one multiply-add, two FLOPs
+
+
+def test_dense_on_tokens_counts_every_position():
+    model = keras.Sequential([keras.Input((7, 16)), keras.layers.Dense(8)])
+    assert flops.count_macs(model) == 7 * 16 * 8
+
+
+def test_encoder_macs_by_hand():
+    # L = 3 tokens of d = 2, MLP width 4: Q K V O 4 x 3 x 2 x 2, QK^T and AV 2 x 3 x 3 x 2, MLP 2 x 3 x 2 x 4
+    assert flops.encoder_macs(3, 2, 4, n_layers=2) == 2 * (48 + 36 + 48)
+
+
+def test_a_layer_without_a_rule_is_refused_not_skipped():
+    with zoo.shapes_only():
+        x = keras.Input((5, 8))
+        model = keras.Model(x, keras.layers.MultiHeadAttention(2, 4)(x, x))
+    with pytest.raises(ValueError, match="no FLOP rule for layer"):
+        flops.count_macs(model)
+
+
+# ---------------------------------------------------------------- VGG16 and ResNet-18, built
+def test_vgg16_is_138_357_544_and_the_config_table_agrees():
+    row = zoo.count("vgg16")  # keras.applications.VGG16(weights=None)
+    assert row["params (trainable)"] == row["count_params()"] == 138_357_544 == row["reference"]
+    assert row["vs lecture"] == "agrees"  # "138M"
+    assert row["GMACs"] == pytest.approx(15.47, rel=0.01)  # torchvision's "15.47 GFLOPS", multiply-adds
+    assert row["GFLOPs"] == pytest.approx(30.9, rel=0.01)
+    # the paper's configuration D gives the library's convolutions, layer by layer (built without the
+    # 4096-wide head, which is 90% of the weights and of the building time), and the head's formula the rest
+    with zoo.shapes_only():
+        from_table = zoo.build_vgg_from_config(16, include_top=False)
+        library = keras.applications.VGG16(weights=None, include_top=False, input_shape=(224, 224, 3))
+    kernels = lambda model: [tuple(layer.kernel.shape) for layer in model.layers if hasattr(layer, "kernel")]
+    assert kernels(from_table) == kernels(library) and len(kernels(from_table)) == 13
+    head = zoo.dense_parameters(7 * 7 * 512, 4096) + zoo.dense_parameters(4096, 4096) + zoo.dense_parameters(4096, 1000)
+    assert zoo.trainable_parameters(from_table) + head == 138_357_544
+    assert flops.count_macs(from_table) + (7 * 7 * 512 + 4096) * 4096 + 4096 * 1000 == round(row["GMACs"] * 1e9)
+    # 13 convolutions 3x3 and 4 poolings before the last one: 1 + 2 * (2 + 2 * 2 + 3 * 4 + 3 * 8 + 3 * 16) = 196
+    assert row["field (last conv)"] == 196 == last_conv_row(from_table)["receptive field"] == last_conv_row(library)["receptive field"]
+    keras.backend.clear_session()
+
+
+def test_resnet18_is_counted_as_pytorch_counts():
+    with zoo.shapes_only():
+        model = zoo.build_model("resnet18")
+    row = zoo.measure("resnet18", model)
+    assert row["params (trainable)"] == pytest.approx(11.7e6, rel=0.01) and row["vs lecture"] == "agrees"
+    assert row["params (trainable)"] == 11_689_512  # torchvision's resnet18: BN running statistics are buffers
+    batch_norm = sum(w.shape[0] for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
+                     for w in layer.non_trainable_weights)
+    assert row["count_params()"] == row["params (trainable)"] + batch_norm  # keras also counts the running mean and variance
+    assert row["GMACs"] == pytest.approx(1.81, rel=0.01)
+    assert row["field (last conv)"] == last_conv_row(model)["receptive field"] == 435
+    del model
+    keras.backend.clear_session()
+
+
+def test_a_ten_class_head_changes_only_the_head():
+    row = zoo.count("resnet18", classes=10)  # lecture 004's fine-tuning: model.fc = nn.Linear(512, 10)
+    assert row["params (trainable)"] == 11_689_512 - (512 * 1000 + 1000) + (512 * 10 + 10)
+    assert row["reference"] is None and row["published GMACs"] is None  # the published counts have 1000 classes
+
+
+# ---------------------------------------------------------------- the lecture's figures
+@pytest.mark.parametrize("computed, stated, verdict", [
+    (11_689_512, "~11.7 M", "agrees"),
+    (25_557_032, "~25.6 M", "agrees"),
+    (44_549_160, "~445 M", "off x9.99"),  # ResNet-101: the decimal point of 44.5 M lost
+    (138_357_544, "138 M", "agrees"),
+    (536_871_424, "500 M", "agrees"),  # "10^6 x 512 = 5 x 10^8": one significant digit
+    (640, "~1K", "agrees"),
+    (1_792, "1,792", "agrees"),
+    (1_793, "1,792", "off x0.999"),  # a figure written in full is exact
+    (150_529_000, "150 millions", "agrees"),
+])
+def test_lecture_figures_are_read_at_their_precision(computed, stated, verdict):
+    assert zoo.compare(computed, stated) == verdict
+
+
+def test_resnet101_difference_is_flagged():
+    row = {"model": "resnet101", "lecture": "~445 M", "params (trainable)": 44_549_160,
+           "vs lecture": zoo.compare(44_549_160, "~445 M")}
+    lines = zoo.notes([row])
+    assert "resnet101: the lecture's ~445 M is 9.99 times the computed 44.5 M: most likely a lost decimal point" in lines
+
+
+def test_first_layer_dense_against_conv():
+    rows = zoo.first_layers()
+    params = [row["parameters"] for row in rows]
+    assert params == [1024 * 1024 * 512 + 512, 3 * 3 * 1 * 64 + 64, 224 * 224 * 3 * 1000 + 1000, 1_792]
+    assert all(row["vs lecture"] == "agrees" for row in rows)
+    assert all(row["parameters"] == row["by formula"] for row in rows)  # Keras' count is the lecture's formula
+    assert rows[0]["parameters"] / rows[1]["parameters"] > 800_000  # 500 M against ~1K
+    assert rows[1]["GMACs"] > rows[0]["GMACs"]  # but the convolution, at every pixel, computes more
+
+
+# ---------------------------------------------------------------- the run folder
+def test_quick_run_writes_its_tables_and_figure(quick_run, backend):
+    run, stdout = quick_run
+    files = {p.name for p in run.path.iterdir()}
+    assert {"config.json", "metrics.json", "zoo.csv", "summary.csv", "first_layers.csv", "params_vs_flops.png"} <= files
+    assert not any(name.endswith(".keras") for name in files)  # nothing trained, nothing to save
+    with open(run.file("zoo.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [row["model"] for row in rows] == list(zoo.QUICK) and list(rows[0]) == list(zoo.COLUMNS)
+    assert {row["model"]: int(row["params (trainable)"]) for row in rows}["cnn"] == 27_830
+    assert run.file("params_vs_flops.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    config = json.loads(run.file("config.json").read_text())
+    assert config["backend"] == backend and config["models"] == list(zoo.QUICK)
+    assert "536,871,424 parameters (lecture: 500 M, agrees)" in stdout
+
+
+def test_resume_reads_back_the_counted_models(quick_run):
+    run, _ = quick_run
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        again = zoo.main(["--resume", str(run.path)])
+    assert stdout.getvalue().count("read back from metrics.json") == len(zoo.QUICK)
+    assert [row["model"] for row in again.rows] == list(zoo.QUICK)
