@@ -68,6 +68,13 @@ def _lectures(ns):
     for result in ns["results"].values():
         assert result["scores"].shape == (n, classes) and np.allclose(result["scores"].sum(axis=1), 1.0)
         assert (result["y_pred"] == result["scores"].argmax(axis=1)).all()
+def _backend_comparison(ns):
+    rows, backend = ns["rows"], ns["BACKEND"]
+    keras_row, native_row = (next(r for r in rows if r["candidate"] == c) for c in (f"kcourse {backend}", "native"))
+    assert keras_row["params"] == native_row["params"] == 27_830  # the same CNN on both sides
+    assert all(row["x native"] > 0 for row in rows) and native_row["x native"] == pytest.approx(1.0)
+    assert {other for _, other in ns["differences"]} == {"jax", "torch", "tensorflow"} - {backend}
+    assert max(ns["differences"].values()) < 1e-4, ns["differences"]  # one .keras file, the same logits everywhere
 
 
 EXPECT = {
@@ -76,6 +83,7 @@ EXPECT = {
     "tp4_part1_word2vec_transformer": _tp4_part1_word2vec_transformer,
     "tp4_part2_vit": _tp4_part2_vit,
     "lectures": _lectures,
+    "backend_comparison": _backend_comparison,
 }
 
 

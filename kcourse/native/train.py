@@ -1,0 +1,94 @@
+"""The seeds' training loop, timed one epoch at a time: forward, loss, zero_grad, backward, step."""
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from kcourse.native import models
+
+
+class Reference:
+    """A native PyTorch model with its optimizer and its data in memory, ready to train epochs.
+
+    Args:
+        model: the nn.Module.
+        optimizer: its torch optimizer.
+        batches: a function of the epoch returning an iterable of argument tuples;
+            `step(*batch)` returns the loss.
+        samples: what one epoch counts (samples, or corpus words for word2vec).
+    """
+
+    how = "eager (the seed's loop)"
+
+    def __init__(self, model, optimizer, batches, loss, samples):
+        self.model, self.optimizer, self.batches, self.loss, self.samples = model, optimizer, batches, loss, samples
+        self.epochs = 0
+
+    @property
+    def params(self):
+        return sum(p.numel() for p in self.model.parameters())
+
+    def epoch(self):
+        """Train one epoch; returns (seconds, last loss)."""
+        self.model.train()
+        start = time.perf_counter()
+        for batch in self.batches(self.epochs):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss(*batch)
+            loss.backward()
+            self.optimizer.step()
+        seconds = time.perf_counter() - start
+        self.epochs += 1
+        return seconds, float(loss.detach())
+
+
+def _classifier(model, optimizer, x, y, batch_size, seed):
+    x, y = torch.from_numpy(x), torch.from_numpy(y).long()
+    generator = torch.Generator().manual_seed(seed)
+
+    def batches(epoch):  # shuffled every epoch, as DataLoader(shuffle=True)
+        order = torch.randperm(len(x), generator=generator)
+        for i in range(0, len(x), batch_size):
+            index = order[i : i + batch_size]
+            yield x[index], y[index]
+
+    return Reference(model, optimizer, batches, lambda xb, yb: F.cross_entropy(model(xb), yb), len(x))
+
+
+def reference(name, x=None, y=None, batch_size=64, seed=0, vocab_size=None, corpus=None, learning_rate=None,
+              negatives=5, window=2, sample=1e-3):
+    """The native reference for one of the benchmark's models, on the given data.
+
+    Args:
+        name: "mnist-mlp", "mnist-cnn", "tiny-transformer" or "word2vec".
+        x, y: the samples in Keras' layout (images (N, 28, 28, 1), token ids (N, L)); labels (N,).
+        vocab_size: for the transformer and word2vec.
+        corpus: for word2vec, `(flat, sentence, counts)` as `kcourse.tasks.word2vec` makes them;
+            pairs and negatives are drawn afresh every epoch, as the lab does.
+    """
+    torch.manual_seed(seed)
+    if name in ("mnist-mlp", "mnist-cnn"):
+        model = models.MLP() if name == "mnist-mlp" else models.VanillaCNN()
+        images = np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # NHWC -> NCHW, PyTorch's layout
+        return _classifier(model, torch.optim.Adam(model.parameters(), learning_rate or 1e-3), images, y, batch_size, seed)
+    if name == "tiny-transformer":
+        model = models.TinyTransformerClassifier(vocab_size, max_len=x.shape[1])
+        optimizer = torch.optim.AdamW(model.parameters(), learning_rate or 1e-3, weight_decay=0.004)  # Keras' AdamW
+        return _classifier(model, optimizer, x.astype("int64"), y, batch_size, seed)
+    if name == "word2vec":
+        from kcourse.tasks.word2vec import epoch_data
+
+        flat, sentence, counts = corpus
+        model = models.SkipGramNS(vocab_size, 50)
+        rng = np.random.default_rng(seed)
+
+        def batches(epoch):  # the lab's draw: subsampling, pairs, negatives
+            data = {k: torch.from_numpy(v.astype("int64")) for k, v in epoch_data(flat, sentence, counts, window, negatives, sample, rng).items()}
+            for i in range(0, len(data["center"]), batch_size):
+                yield data["center"][i : i + batch_size], data["pos"][i : i + batch_size], data["neg"][i : i + batch_size]
+
+        optimizer = torch.optim.Adam(model.parameters(), learning_rate or 0.01)
+        return Reference(model, optimizer, batches, model, len(flat))
+    raise ValueError(f"no native reference for {name!r}")
