@@ -249,7 +249,7 @@ def load_model(path):
     predictions, but a keras-hub backbone saved with `trainable=False` comes
     back with that flag on itself only, not on its layers (keras-hub passes
     it to the constructor, which does not pass it down), so that `fit` would
-    train it again: the flag is set once more here, which passes it down.
+    train it again: the flag is set here on each of its layers.
     """
     import keras
 
@@ -259,7 +259,8 @@ def load_model(path):
     model = keras.saving.load_model(path)
     for layer in model.layers:
         if not layer.trainable:
-            layer.trainable = False
+            for sub in [layer, *_all_layers(layer)]:  # each one: on tensorflow the flag set on the backbone alone stays there
+                sub.trainable = False
     return model
 
 

@@ -505,27 +505,30 @@ def epoch_estimate(what, num_samples, batch_size, epochs, runs_left, timed_steps
     class EpochEstimate(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.times, self.done = [], False
+            self.marks, self.done = [], False  # (steps done, time)
 
         def on_train_batch_begin(self, batch, logs=None):
-            if batch == 0:
-                self.times = [time.perf_counter()]
+            if not self.marks:
+                self.marks = [(0, time.perf_counter())]
 
         def on_train_batch_end(self, batch, logs=None):
             if self.done:
                 return
-            self.times.append(time.perf_counter())
-            timed = min(timed_steps, full - 1)
-            if batch == max(timed, 0) or batch == steps - 1:
-                if timed >= 1:
-                    per_step, how = (self.times[-1] - self.times[1]) / timed, f"{timed} steps timed after compiling"
-                else:
-                    per_step, how = self.times[1] - self.times[0], "the first step, compiling included: an upper bound"
-                seconds = per_step * steps
-                print(f"\n   estimate: an epoch of {what} takes about {seconds:.1f} s on this device "
-                      f"({per_step:.2f} s per step of {batch_size}, {how}); {runs_left} x {epochs} epochs: "
-                      f"about {seconds * runs_left * epochs / 60:.1f} min", flush=True)
-                self.done = True
+            self.marks.append((min(batch + 1, steps), time.perf_counter()))  # one call may run several steps
+            after = [m for m in self.marks[1:] if m[0] <= full]  # after the compiling call, full batches only
+            if len(after) >= 2 and after[-1][0] - after[0][0] >= min(timed_steps, full - 1):
+                (s0, t0), (s1, t1) = after[0], after[-1]
+                self.report((t1 - t0) / (s1 - s0), f"{s1 - s0} steps timed after compiling")
+            elif self.marks[-1][0] >= steps:  # the epoch ended first: the first call, compiling included
+                (s0, t0), (s1, t1) = self.marks[0], self.marks[1]
+                self.report((t1 - t0) / (s1 - s0), "the first steps, compiling included: an upper bound")
+
+        def report(self, per_step, how):
+            seconds = per_step * steps
+            print(f"\n   estimate: an epoch of {what} takes about {seconds:.1f} s on this device "
+                  f"({per_step:.2f} s per step of {batch_size}, {how}); {runs_left} x {epochs} epochs: "
+                  f"about {seconds * runs_left * epochs / 60:.1f} min", flush=True)
+            self.done = True
 
     return EpochEstimate()
 
