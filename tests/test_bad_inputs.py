@@ -56,6 +56,12 @@ CASES = [
     ("fcn", ["--quick", "--canvas", "60", "60", "--digits", "30"], "cannot place 30 digits without overlap on a 60x60 canvas"),
     # (a --model of the wrong shape needs a saved model: tests/test_fcn.py checks it)
     # ---- unet
+    ("unet", ["--image-size", "50"], "--image-size 50 is not a multiple of 2^depth = 8 (--depth 3): train on 48 or 56"),
+    ("unet", ["--image-size", "24", "--depth", "5"], "--image-size 24 is too small for --depth 5: use 32 or more"),
+    ("unet", ["--predict", "/nonexistent/unet.keras"], "--predict /nonexistent/unet.keras: no such file; give a <model>.keras that a unet run saved"),
+    ("unet", ["--cam-threshold", "1.5"], "--cam-threshold: 1.5 is not allowed: it must lie strictly between 0 and 1"),
+    ("unet", ["--noise", "2"], "--noise: 2 is not allowed: it must lie in [0, 1]"),
+    ("unet", ["--models", "segnet"], "argument --models: invalid choice: 'segnet'"),
     # ---- zoo
     ("zoo", ["--models", "resnet152"], "argument --models: invalid choice: 'resnet152'"),
     ("zoo", ["--classes", "0"], "--classes: 0 is not allowed: it must be 1 or more"),

@@ -75,6 +75,18 @@ def _backend_comparison(ns):
     assert all(row["x native"] > 0 for row in rows) and native_row["x native"] == pytest.approx(1.0)
     assert {other for _, other in ns["differences"]} == {"jax", "torch", "tensorflow"} - {backend}
     assert max(ns["differences"].values()) < 1e-4, ns["differences"]  # one .keras file, the same logits everywhere
+def _tp5_fcn_unet(ns):
+    assert ns["difference"] < 1e-5 and ns["difference_bg"] < 1e-5  # the FCN gives the classifier's logits on 28x28
+    assert ns["converted"](ns["canvas"][None]).shape == (1, 44, 69, 10)  # and a map of them on 200x300
+    assert (ns["field"], ns["jump"], ns["centre"]) == (40, 4, 13.5) and ns["probe"]["field"] == (40, 40)
+    assert [row["receptive field"] for row in ns["rows"]] == [1, 5, 6, 6, 14, 16, 16, 40, 40]
+    assert all(f["placed digits"] == ns["DIGITS"] * ns["CANVASES"] for f in ns["figures"].values())
+    # part II, the U-Net (one quick epoch: the structure and the targets, not the trained scores)
+    assert ns["params"]["no-skip"] < ns["params"]["unet"]  # the same network less the concatenated skip channels
+    targets = {row["supervision"]: row["target IoU"] for row in ns["supervision"]}
+    assert list(targets) == ["full masks", "boxes", "image labels"] and targets["full masks"] == 1.0
+    assert targets["image labels"] < targets["boxes"] < 1.0  # a filled box is a noisy mask; one CAM epoch, a poor one
+    assert 10 < ns["psnr"]["PSNR noisy"] < 20  # noise 0.2 on grey levels in [0, 1]: about 14 dB
 
 
 EXPECT = {
@@ -84,6 +96,7 @@ EXPECT = {
     "tp4_part2_vit": _tp4_part2_vit,
     "lectures": _lectures,
     "backend_comparison": _backend_comparison,
+    "tp5_fcn_unet": _tp5_fcn_unet,
 }
 
 
