@@ -14,6 +14,8 @@ FRAMEWORKS = ("keras", "jax", "torch", "tensorflow")
 
 def run_python(*args, env=None):
     env = {**os.environ, **(env or {})}
+    for name in ("TF_CPP_MIN_LOG_LEVEL", "KCOURSE_TF_LOG_LEVEL"):  # as a student starts it: kcourse chooses the log level
+        env.pop(name, None)
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=300)
 
 

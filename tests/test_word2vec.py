@@ -55,7 +55,7 @@ def trained(tmp_path_factory):
     from kcourse import runs
 
     with contextlib.redirect_stdout(io.StringIO()):
-        run = runs.start("word2vec", epochs=3, batch_size=256, out=tmp_path_factory.mktemp("w2v") / "run")
+        run = runs.start("word2vec", epochs=5, batch_size=256, out=tmp_path_factory.mktemp("w2v") / "run")  # 3 epochs: 6/10 capitals by u.v on torch
         corpus, tokens, vocab = word2vec.load_corpus(2000, seed=0)
         flat, sentence = word2vec.encode_corpus(tokens, vocab)
         counts = np.bincount(flat, minlength=len(vocab)).astype("float64")
@@ -70,7 +70,7 @@ def test_loss_goes_down_and_vectors_grow(trained):
     assert fitted.history["loss"][-1] < 0.85 * fitted.history["loss"][0], fitted.history["loss"]
     assert word2vec.mean_norm(u, vocab) > 10 * figures["|u| before"]
     first, last = figures["curve"][:20, 1].mean(), figures["curve"][-20:, 1].mean()  # per-batch losses
-    assert last < 0.85 * first and figures["curve"][-1, 0] == pytest.approx(3.0)
+    assert last < 0.85 * first and figures["curve"][-1, 0] == pytest.approx(5.0)  # the fixture's 5 epochs
 
 
 def test_capitals_go_with_their_country_by_u_dot_v(trained):
@@ -96,7 +96,7 @@ def test_the_saved_model_reloads_with_the_same_vectors(trained):
     np.testing.assert_array_equal(layer.output_embeddings(), v)
     from kcourse.runs import read_history
 
-    assert read_history(run.file("history_lr0.01.csv")) == {"loss": fitted.history["loss"]} and len(fitted.history["loss"]) == 3
+    assert read_history(run.file("history_lr0.01.csv")) == {"loss": fitted.history["loss"]} and len(fitted.history["loss"]) == 5
 
 
 def test_unknown_words_are_lab_errors(trained):

@@ -52,6 +52,15 @@ class RandomResizedCrop(layers.Layer):
         "Inception" crop), as torchvision's RandomResizedCrop implements it.
     """
 
+    @property
+    def supports_jit(self):
+        """False on tensorflow: its ImageProjectiveTransformV3 has no XLA kernel (jit_compile="auto" keeps graph mode)."""
+        return keras.backend.backend() != "tensorflow"
+
+    @supports_jit.setter
+    def supports_jit(self, value):  # keras.Layer.__init__ sets True; the backend decides here
+        pass
+
     def __init__(
         self,
         height,

@@ -64,7 +64,7 @@ def run_layer_checks(
     np.testing.assert_allclose(to_numpy(model(data)), to_numpy(eager), rtol=1e-5, atol=1e-6)
 
     y = np.random.default_rng(0).standard_normal(expected_shape).astype("float32")
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", jit_compile=jit_compile())
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", jit_compile=jit_compile() and layer.supports_jit)
     before = to_numpy(layer.trainable_weights)
     loss = model.fit(data, y, batch_size=len(y), epochs=1, verbose=0).history["loss"][0]
     assert np.isfinite(loss)
