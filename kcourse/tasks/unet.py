@@ -295,19 +295,25 @@ def plot_segmentation(images, truth, predictions, n=6):
     Args:
         images: (N, H, W, 1); truth: (N, H, W); predictions: {model name: (N, H, W)}.
     """
-    import matplotlib.pyplot as plt
-
     n = min(n, len(images))
     rows = [("input", images[:n, ..., 0], dict(cmap="gray")), ("truth", truth[:n], _mask_style())]
     rows += [(name, masks[:n], _mask_style()) for name, masks in predictions.items()]
+    fig = _grid(rows, n)
+    fig.suptitle("0 background, 1 disc (blue), 2 square (green), 3 triangle (orange)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _grid(rows, n):
+    """A figure with one row per (title, pictures, imshow style), the first `n` pictures of each."""
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(len(rows), n, figsize=(1.6 * n, 1.6 * len(rows)), squeeze=False)
     for r, (title, pictures, style) in enumerate(rows):
         for c in range(n):
             axes[r, c].imshow(pictures[c], **style)
             axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
         axes[r, 0].set_ylabel(title, fontsize=9)
-    fig.suptitle("0 background, 1 disc (blue), 2 square (green), 3 triangle (orange)", fontsize=9)
-    fig.tight_layout()
     return fig
 
 
@@ -330,8 +336,6 @@ def plot_denoising(noisy, denoised, clean, n=6):
 
 def plot_weak(images, truth, box_masks=None, cams=None, pseudo=None, n=6):
     """Rows: input, truth, and what weak supervision gives: box masks, the CAM of the strongest class, the CAM masks."""
-    import matplotlib.pyplot as plt
-
     n = min(n, len(images))
     rows = [("input", images[:n, ..., 0], dict(cmap="gray")), ("truth", truth[:n], _mask_style())]
     if box_masks is not None:
@@ -340,12 +344,7 @@ def plot_weak(images, truth, box_masks=None, cams=None, pseudo=None, n=6):
         rows.append(("CAM (max)", cams[:n].max(-1), dict(cmap="magma")))
     if pseudo is not None:
         rows.append(("CAM masks", pseudo[:n], _mask_style()))
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.6 * n, 1.6 * len(rows)), squeeze=False)
-    for r, (title, pictures, style) in enumerate(rows):
-        for c in range(n):
-            axes[r, c].imshow(pictures[c], **style)
-            axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
-        axes[r, 0].set_ylabel(title, fontsize=9)
+    fig = _grid(rows, n)
     fig.tight_layout()
     return fig
 
