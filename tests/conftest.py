@@ -1,6 +1,7 @@
 """Shared test set-up. One pytest process per backend: KERAS_BACKEND=jax|torch|tensorflow.
 
 - matplotlib draws off-screen (Agg);
+- `nox` runs a worker per core (pytest-xdist), each test module whole on one of them;
 - an autouse fixture seeds Python, NumPy and Keras before every test;
 - any attempt to open a network connection is refused, and fails the test unless
   it is marked `offline` (it checks a lab's fallback to embedded data).
@@ -15,6 +16,9 @@ import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Two test processes share the cores (pytest -n 2): torch's OpenMP threads must
+# sleep at barriers instead of spinning on a core the other process needs.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # A fresh, empty keras cache: a dataset or preset downloaded on this machine
 # must not hide what a lab does offline.
 os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="kcourse-keras-home-")
@@ -45,6 +49,12 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "offline: the test exercises a lab's offline fallback; its refused downloads are expected"
     )
+
+
+def pytest_collection_modifyitems(items):
+    """The notebooks first: under `nox` (pytest-xdist, --dist loadscope --no-loadscope-reorder, a module
+    whole on one worker) they are the longest module, and started last they would run alone at the end."""
+    items.sort(key=lambda item: "test_notebooks.py" not in item.nodeid)  # stable: modules stay in order
 
 
 @pytest.fixture(autouse=True)
