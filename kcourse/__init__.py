@@ -14,4 +14,9 @@ QUIET_TENSORFLOW = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "") in ("", os.environ
 if QUIET_TENSORFLOW:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ["KCOURSE_TF_LOG_LEVEL"] = "2"
 
+# OpenMP threads (torch's) sleep at barriers instead of spinning, unless the user says otherwise:
+# with anything else running on a 2-core laptop (a notebook, a browser), spinning threads ran torch's
+# CNN epoch in 98 s instead of 4 s (BENCHMARKS.md). Read when torch starts, so set before any import.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"

@@ -40,7 +40,9 @@ from pathlib import Path
 
 from kcourse import cli
 
-MODELS = ("mnist-mlp", "mnist-cnn", "tiny-transformer", "word2vec")
+MODELS = ("mnist-mlp", "mnist-cnn", "tiny-transformer", "unet", "vit", "word2vec")
+# A small ViT, the lab's classifier (keras-hub's ViTBackbone, [CLS], a linear head, AdamW) at a size a CPU trains.
+VIT = dict(image_shape=(32, 32, 3), patch_size=4, num_layers=4, num_heads=4, hidden_dim=64, mlp_dim=128)
 REFERENCES = ("native", "gensim")  # native PyTorch for every model; gensim for word2vec
 UNITS = {"word2vec": "words"}  # samples otherwise
 BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
@@ -59,6 +61,13 @@ def lab_data(name, n, seed=0, sentences=20_000):
     rng = np.random.default_rng(seed)
     if name in ("mnist-mlp", "mnist-cnn"):
         return {"x": rng.random((n, 28, 28, 1), dtype="float32"), "y": rng.integers(0, 10, n).astype("int32")}
+    if name == "vit":  # photos in [0, 255], two classes (ants and bees)
+        return {"x": rng.uniform(0, 255, (n, *VIT["image_shape"])).astype("float32"), "y": rng.integers(0, 2, n).astype("int32")}
+    if name == "unet":  # the TP5 lab's default images: 48x48 simulated shapes and their masks
+        from kcourse import shapes
+
+        data = shapes.simulate(n, 48, seed=seed)
+        return {"x": data.images, "y": data.masks}
     if name in ("tiny-transformer", "word2vec"):
         from kcourse.tasks import word2vec
 
@@ -110,6 +119,20 @@ class KerasCandidate:
 
             self.model, self.x, self.y = mnist.build_model(name.split("-")[1]), data["x"], data["y"]
             self.samples = len(self.x)
+        elif name == "unet":
+            from kcourse.tasks import unet
+
+            self.model, self.x, self.y = unet.build_model("unet"), data["x"], data["y"]
+            self.samples = len(self.x)
+        elif name == "vit":
+            from kcourse import system
+            from kcourse.tasks import vit
+
+            backbone = system.keras_hub().models.ViTBackbone(**VIT)
+            normalize, _ = vit.normalization(None, "random")
+            model = vit.build_classifier(backbone, normalize, "cls", vit.make_head(2, "linear", VIT["hidden_dim"]))
+            self.model = vit.compile_classifier(model, 1e-3, steps=len(data["x"]) // batch_size)
+            self.x, self.y, self.samples = data["x"], data["y"], len(data["x"])
         elif name == "tiny-transformer":
             from kcourse.tasks import transformer
 

@@ -185,3 +185,24 @@ def test_training_sizes_must_be_multiples_of_two_to_the_depth():
         unet.check_size(50, 3)
     with pytest.raises(cli.LabError, match="too small"):
         unet.check_size(8, 4)
+
+
+def test_mean_iou_counts_as_keras_does():
+    import keras
+
+    from kcourse.models import MeanIoU
+
+    rng = np.random.default_rng(0)
+    truth, logits = rng.integers(0, 4, (3, 9, 7)), rng.normal(size=(3, 9, 7, 4)).astype("float32")
+    weights = rng.integers(0, 3, (3, 9, 7)).astype("float32")
+    for sample_weight in (None, weights):
+        ours, theirs = MeanIoU(4, sparse_y_pred=False), keras.metrics.MeanIoU(4, sparse_y_pred=False)
+        for metric in (ours, theirs):
+            metric.update_state(truth, logits, sample_weight)
+            metric.update_state(truth[:1], logits[:1])
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours.total_cm), keras.ops.convert_to_numpy(theirs.total_cm))
+        assert float(ours.result()) == pytest.approx(float(theirs.result()))
+        predicted = logits.argmax(-1)
+        by_hand = unet.iou_scores(np.concatenate([truth, truth[:1]]), np.concatenate([predicted, predicted[:1]]))["mean IoU"]
+        if sample_weight is None:
+            assert float(ours.result()) == pytest.approx(by_hand, abs=1e-6)

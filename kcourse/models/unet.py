@@ -1,5 +1,5 @@
 import keras
-from keras import layers
+from keras import layers, ops
 
 from kcourse.layers import ConvBlock, DownBlock, UpBlock
 
@@ -115,3 +115,30 @@ class UNet(keras.Model):
             }
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="kcourse")
+class MeanIoU(keras.metrics.MeanIoU):
+    """`keras.metrics.MeanIoU`, its confusion matrix counted as a product of one-hot matrices.
+
+    Keras 3.15 counts it with `ops.scatter`, which the torch backend runs as a
+    Python loop over every pixel: 7 s of the 8 s of four U-Net steps of 32
+    48x48 images. `one_hot(true)^T @ one_hot(predicted)` counts the same pairs
+    with one small matmul on every backend (jit included). Same arguments and
+    result; class ids outside [0, num_classes) and `ignore_class` are not supported.
+    """
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        if self.ignore_class is not None:
+            raise ValueError("kcourse.models.MeanIoU does not support ignore_class; use keras.metrics.MeanIoU.")
+        if not self.sparse_y_true:
+            y_true = ops.argmax(y_true, axis=self.axis)
+        if not self.sparse_y_pred:
+            y_pred = ops.argmax(y_pred, axis=self.axis)
+        true = ops.one_hot(ops.reshape(ops.cast(y_true, "int32"), [-1]), self.num_classes)  # (pixels, n)
+        predicted = ops.one_hot(ops.reshape(ops.cast(y_pred, "int32"), [-1]), self.num_classes)  # (pixels, n)
+        if sample_weight is not None:
+            weights = ops.cast(ops.cast(sample_weight, self.dtype), "float32")  # as keras: in the metric's dtype
+            predicted = predicted * ops.reshape(ops.broadcast_to(weights, ops.shape(y_true)), [-1, 1])
+        counts = ops.matmul(ops.transpose(true), predicted)  # (n, n): [true class, predicted class]
+        return self.total_cm.assign_add(ops.cast(counts, self.total_cm.dtype))

@@ -1,4 +1,4 @@
-"""The seeds' PyTorch models (TP3 CNN, TP4 Transformer and SkipGramNS), at the kcourse labs' sizes."""
+"""The seeds' PyTorch models (TP3 CNN, TP4 Transformer and SkipGramNS) the TP5 U-Net and a ViT, at the kcourse labs' sizes."""
 
 import math
 
@@ -116,3 +116,59 @@ class SkipGramNS(nn.Module):
         neg_score = torch.einsum("bd,bkd->bk", center_v, self.out_embed(neg))  # (B, K)
         loss = -(F.logsigmoid(pos_score).sum(-1) + F.logsigmoid(-neg_score).sum(-1))
         return loss.mean()
+
+
+class ConvBlock(nn.Sequential):
+    """Conv3x3 (no bias) -> BatchNorm -> ReLU, twice: kcourse.layers.ConvBlock, NCHW."""
+
+    def __init__(self, channels_in, channels):
+        super().__init__(
+            nn.Conv2d(channels_in, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01), nn.ReLU(),
+        )  # eps and momentum: Keras' BatchNormalization defaults (its momentum 0.99 is PyTorch's 0.01)
+
+
+class UNet(nn.Module):
+    """kcourse.models.UNet (transpose upsampling, batch norm) in PyTorch: the TP5 U-Net at the lab's sizes."""
+
+    def __init__(self, num_outputs=4, depth=3, base_filters=8, channels_in=1):
+        super().__init__()
+        widths = [base_filters * 2**i for i in range(depth + 1)]  # F, 2F, ..., 2^depth F
+        self.stem = ConvBlock(channels_in, widths[0])
+        self.downs = nn.ModuleList([ConvBlock(widths[i - 1], widths[i]) for i in range(1, depth + 1)])
+        self.ups = nn.ModuleList([nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth))])
+        self.up_convs = nn.ModuleList([ConvBlock(2 * widths[i], widths[i]) for i in reversed(range(depth))])
+        self.head = nn.Conv2d(widths[0], num_outputs, 1)
+
+    def forward(self, x):  # (B, C, H, W), H and W multiples of 2^depth
+        features = [self.stem(x)]  # (B, F, H, W)
+        for down in self.downs:
+            features.append(down(F.max_pool2d(features[-1], 2)))  # (B, F 2^i, H / 2^i, W / 2^i)
+        h = features[-1]
+        for up, conv, skip in zip(self.ups, self.up_convs, reversed(features[:-1])):
+            h = conv(torch.cat([up(h), skip], dim=1))  # (B, F 2^i, H / 2^i, W / 2^i)
+        return self.head(h)  # (B, num_outputs, H, W) logits
+
+
+class ViT(nn.Module):
+    """keras-hub's ViTBackbone in PyTorch (patch convolution, [CLS], learned positions, pre-LN blocks, final
+    LayerNorm) with the lab's linear head on [CLS]: the same parameters, ImageNet-normalised inputs in [0, 255]."""
+
+    def __init__(self, image_shape=(32, 32, 3), patch_size=4, num_layers=4, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=2):
+        super().__init__()
+        tokens = 1 + (image_shape[0] // patch_size) * (image_shape[1] // patch_size)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255)
+        self.patches = nn.Conv2d(image_shape[2], hidden_dim, patch_size, stride=patch_size)
+        self.cls = nn.Parameter(torch.zeros(1, 1, hidden_dim))
+        self.positions = nn.Parameter(torch.randn(1, tokens, hidden_dim) * 0.02)
+        block = nn.TransformerEncoderLayer(hidden_dim, num_heads, mlp_dim, dropout=0.0, activation="gelu",
+                                           layer_norm_eps=1e-6, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(block, num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(hidden_dim, eps=1e-6)
+        self.head = nn.Linear(hidden_dim, num_classes)
+
+    def forward(self, x):  # (B, 3, H, W) in [0, 255]
+        h = self.patches((x - self.mean) / self.std).flatten(2).transpose(1, 2)  # (B, N, D)
+        h = torch.cat([self.cls.expand(len(h), -1, -1), h], dim=1) + self.positions  # (B, 1+N, D)
+        return self.head(self.norm(self.encoder(h))[:, 0])  # (B, num_classes) logits on [CLS]

@@ -27,8 +27,9 @@ class Reference:
         self.epochs = 0
 
     @property
-    def params(self):
-        return sum(p.numel() for p in self.model.parameters())
+    def params(self):  # BatchNorm's running statistics included, as Keras' count_params()
+        buffers = sum(b.numel() for n, b in self.model.named_buffers() if n.endswith(("running_mean", "running_var")))
+        return sum(p.numel() for p in self.model.parameters()) + buffers
 
     def epoch(self):
         """Train one epoch; returns (seconds, last loss)."""
@@ -62,8 +63,8 @@ def reference(name, x=None, y=None, batch_size=64, seed=0, vocab_size=None, corp
     """The native reference for one of the benchmark's models, on the given data.
 
     Args:
-        name: "mnist-mlp", "mnist-cnn", "tiny-transformer" or "word2vec".
-        x, y: the samples in Keras' layout (images (N, 28, 28, 1), token ids (N, L)); labels (N,).
+        name: "mnist-mlp", "mnist-cnn", "tiny-transformer", "unet", "vit" or "word2vec".
+        x, y: the samples in Keras' layout (images (N, H, W, C), token ids (N, L)); labels (N,), or masks (N, H, W).
         vocab_size: for the transformer and word2vec.
         corpus: for word2vec, `(flat, sentence, counts)` as `kcourse.tasks.word2vec` makes them;
             pairs and negatives are drawn afresh every epoch, as the lab does.
@@ -73,6 +74,17 @@ def reference(name, x=None, y=None, batch_size=64, seed=0, vocab_size=None, corp
         model = models.MLP() if name == "mnist-mlp" else models.VanillaCNN()
         images = np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # NHWC -> NCHW, PyTorch's layout
         return _classifier(model, torch.optim.Adam(model.parameters(), learning_rate or 1e-3), images, y, batch_size, seed)
+    if name == "unet":
+        model = models.UNet(num_outputs=4, depth=3, base_filters=8, channels_in=x.shape[-1])
+        images = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        return _classifier(model, torch.optim.Adam(model.parameters(), learning_rate or 2e-3), images, y, batch_size, seed)
+    if name == "vit":
+        from kcourse.benchmark import VIT
+
+        model = models.ViT(**VIT, num_classes=2)
+        images = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        optimizer = torch.optim.AdamW(model.parameters(), learning_rate or 1e-3, weight_decay=0.05)  # the lab's
+        return _classifier(model, optimizer, images, y, batch_size, seed)
     if name == "tiny-transformer":
         model = models.TinyTransformerClassifier(vocab_size, max_len=x.shape[1])
         optimizer = torch.optim.AdamW(model.parameters(), learning_rate or 1e-3, weight_decay=0.004)  # Keras' AdamW
