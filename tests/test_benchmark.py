@@ -47,6 +47,12 @@ def test_native_and_keras_train_the_same_models(tiny_run, backend):
     assert {r["params"] for r in rows if r["model"] == "word2vec"} == {2 * 50 * len(benchmark.lab_data("word2vec", 0, sentences=300)["vocab"])}
 
 
+def test_the_unet_and_vit_native_twins_have_the_labs_parameters():
+    for name in ("unet", "vit"):
+        data = benchmark.lab_data(name, 16)
+        assert benchmark.KerasCandidate(name, data, 8).params == benchmark.NativeCandidate(name, data, 8).params > 0, name
+
+
 def test_every_candidate_has_a_ratio_to_the_native_reference(tiny_run):
     rows, _ = tiny_run
     for row in rows:
