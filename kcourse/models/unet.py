@@ -126,6 +126,11 @@ class MeanIoU(keras.metrics.MeanIoU):
     48x48 images. `one_hot(true)^T @ one_hot(predicted)` counts the same pairs
     with one small matmul on every backend (jit included). Same arguments and
     result; class ids outside [0, num_classes) and `ignore_class` are not supported.
+
+    Example:
+    >>> iou = MeanIoU(num_classes=4, sparse_y_pred=False)
+    >>> iou.update_state(np.zeros((2, 48, 48)), np.zeros((2, 48, 48, 4)))
+    >>> iou.total_cm.shape  # (4, 4)
     """
 
     def update_state(self, y_true, y_pred, sample_weight=None):
