@@ -374,9 +374,8 @@ class Worker:
     def __init__(self, candidate, threads, log_dir):
         self.candidate = candidate
         self.log = Path(log_dir) / f"worker-{candidate}.log"
-        # PASSIVE: OpenMP threads sleep instead of spinning at barriers; on a loaded machine, torch's
-        # two spinning threads ran the CNN 5-15x slower than one (BENCHMARKS.md).
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+        # OMP_WAIT_POLICY=PASSIVE comes from `import kcourse` (kcourse/__init__), as in the labs.
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         with open(self.log, "w") as stderr:  # a file, not a pipe: a chatty backend cannot fill it and block
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "kcourse.benchmark", "--worker", candidate, "--threads", str(threads)],

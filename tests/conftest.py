@@ -16,9 +16,9 @@ import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("MPLBACKEND", "Agg")
-# Two test processes share the cores (pytest -n 2): torch's OpenMP threads must
-# sleep at barriers instead of spinning on a core the other process needs.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Two test processes share the cores (pytest -n 2): `import kcourse` makes torch's
+# OpenMP threads sleep at barriers (OMP_WAIT_POLICY=PASSIVE), before torch starts.
+import kcourse  # noqa: E402,F401
 # A fresh, empty keras cache: a dataset or preset downloaded on this machine
 # must not hide what a lab does offline.
 os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="kcourse-keras-home-")
