@@ -597,9 +597,11 @@ def _conditions(args, load_before, load_after):
     from kcourse import system
 
     versions = ", ".join(f"{k} {v}" for k, v in system.versions().items() if v and k != "keras-hub")
+    # At the end the load holds the benchmark's own threads (one candidate runs at a time): more is other jobs.
+    shared = "other jobs share the machine" if load_after > args.threads + 1 else "no other job beside the benchmark's own threads"
     return (f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
             f"{args.threads} threads per candidate, load average {load_before:.1f} at the start and {load_after:.1f} at the end "
-            f"(other jobs share the machine); {versions}. "
+            f"({shared}); {versions}. "
             f"Median of {args.rounds} alternating rounds of one epoch each ({args.steps} steps for the classifiers), "
             f"after one warm-up epoch; float32.")
 
