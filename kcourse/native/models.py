@@ -131,7 +131,7 @@ class ConvBlock(nn.Sequential):
 class UNet(nn.Module):
     """kcourse.models.UNet (transpose upsampling, batch norm) in PyTorch: the TP5 U-Net at the lab's sizes."""
 
-    def __init__(self, num_outputs=4, depth=3, base_filters=8, channels_in=1):
+    def __init__(self, num_outputs=4, depth=3, base_filters=16, channels_in=1):
         super().__init__()
         widths = [base_filters * 2**i for i in range(depth + 1)]  # F, 2F, ..., 2^depth F
         self.stem = ConvBlock(channels_in, widths[0])

@@ -75,7 +75,7 @@ def reference(name, x=None, y=None, batch_size=64, seed=0, vocab_size=None, corp
         images = np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # NHWC -> NCHW, PyTorch's layout
         return _classifier(model, torch.optim.Adam(model.parameters(), learning_rate or 1e-3), images, y, batch_size, seed)
     if name == "unet":
-        model = models.UNet(num_outputs=4, depth=3, base_filters=8, channels_in=x.shape[-1])
+        model = models.UNet(num_outputs=4, depth=3, base_filters=16, channels_in=x.shape[-1])
         images = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         return _classifier(model, torch.optim.Adam(model.parameters(), learning_rate or 2e-3), images, y, batch_size, seed)
     if name == "vit":
