@@ -110,30 +110,25 @@ def build_model(kind, depth=3, base_filters=16, learning_rate=3e-3, decay_steps=
     import keras
 
     from kcourse.models import MeanIoU, UNet
+    from kcourse.training import compile_model  # the fast settings, and whole batches under --distribute
 
     if decay_steps:
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps, alpha=0.05)
     optimizer = keras.optimizers.Adam(learning_rate)
     if kind == "cam-classifier":
         model = build_classifier(len(CLASSES) - 1, depth, base_filters, norm)
-        model.compile(optimizer, keras.losses.BinaryCrossentropy(from_logits=True),
-                      metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")])  # logits: 0 is p = 0.5
-        return model
+        return compile_model(model, optimizer, keras.losses.BinaryCrossentropy(from_logits=True),
+                             metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")])  # logits: 0 is p = 0.5
     if kind == "denoise":
         model = UNet(1, depth, base_filters, norm=norm, name="denoise")
         model.build((None, None, None, 1))  # any size: the weights do not depend on it
-        model.compile(optimizer, "mse")
-        return model
+        return compile_model(model, optimizer, "mse", metrics=())
     if kind not in ("unet", "no-skip", "box", "image-labels"):
         raise cli.LabError(f"unknown model {kind!r}: choose one of {', '.join(MODELS)} or cam-classifier")
     model = UNet(NUM_CLASSES, depth, base_filters, skips=kind != "no-skip", norm=norm, name=kind.replace("-", "_"))
     model.build((None, None, None, 1))
-    model.compile(
-        optimizer,
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[MeanIoU(NUM_CLASSES, sparse_y_pred=False, name="mean_iou")],  # keras' own, without its torch slowdown
-    )
-    return model
+    return compile_model(model, optimizer,  # cross-entropy on each pixel's logits
+                         metrics=[MeanIoU(NUM_CLASSES, sparse_y_pred=False, name="mean_iou")])  # keras' own, without its torch slowdown
 
 
 def model_builder(args):
