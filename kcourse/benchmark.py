@@ -3,6 +3,7 @@
     python -m kcourse.benchmark                      # every model, every backend, native PyTorch, gensim
     python -m kcourse.benchmark --models mnist-cnn --backends jax torch --rounds 9
     python -m kcourse.benchmark --models mnist-cnn --backends tensorflow tensorflow:plain torch torch:jit
+    python -m kcourse.benchmark --models vit --backends torch jax --references --steps 30 --profile
 
 A backend may carry compile settings to compare (before/after): "plain" is
 Keras' own defaults (one step per call, jit_compile="auto"), "jit" is
@@ -24,6 +25,10 @@ ratio to the native reference. "runs as" says how each backend executed
 (XLA, tf.function, torch.compile or eager, steps per execution). OpenMP's
 threads sleep at barriers (OMP_WAIT_POLICY=PASSIVE unless set): on a busy
 machine, spinning threads made torch 5-15x slower.
+
+--profile prints, instead of the table, where one epoch's time goes: a
+cProfile of each model on each candidate after its warm-up (on jax, the
+jitted step is one call: its time is XLA's).
 
 The run folder (runs/benchmark-<time>/) gets benchmark.csv, benchmark.md and
 benchmark.png (a bar chart); from a checkout, the "latest figures" block of
@@ -359,6 +364,17 @@ def _answer(candidate, threads, command, current, data):
     if command["cmd"] == "epoch":
         seconds, loss = current.epoch()
         return {"seconds": seconds, "loss": loss}
+    if command["cmd"] == "profile":  # where one epoch's time goes
+        import cProfile
+        import io
+        import pstats
+
+        profiler = cProfile.Profile()
+        seconds, _ = profiler.runcall(current.epoch)
+        text = io.StringIO()
+        for order in ("tottime", "cumulative"):  # the costliest functions, then the call structure (fit, forward, backward)
+            pstats.Stats(profiler, stream=text).sort_stats(order).print_stats(command["top"])
+        return {"seconds": seconds, "profile": text.getvalue()}
     if command["cmd"] == "finish":
         answer = {"host peak MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "device peak MiB": current.device_peak_mib()}
@@ -506,6 +522,30 @@ def run_benchmark(models, candidates, rounds=7, steps=100, batch_size=64, word2v
     return rows
 
 
+def profile(models, candidates, steps=100, batch_size=64, word2vec_batch_size=1024, sentences=20_000, threads=2,
+            out=None, top=25):
+    """cProfile one epoch of each model on each candidate, after the warm-up, in the candidate's own process.
+
+    Returns {(model, candidate): the top `top` functions by own time and by cumulative time, as text}, also written to
+    `out/profile-<model>-<candidate>.txt`.
+    """
+    profiles = {}
+    for c in candidates:
+        worker = Worker(c, threads, out)
+        try:
+            for name in models:
+                if c == "gensim" and name != "word2vec":
+                    continue
+                batch = word2vec_batch_size if name == "word2vec" else batch_size
+                worker.ask(cmd="setup", model=name, samples=steps * batch_size, batch_size=batch, sentences=sentences, epochs=2)
+                answer = worker.ask(cmd="profile", model=name, top=top)
+                profiles[name, c] = f"{name} on {c}: one epoch of {answer['seconds']:.2f} s, profiled\n{answer['profile']}"
+                Path(out, f"profile-{name}-{c.replace(':', '-')}.txt").write_text(profiles[name, c])
+        finally:
+            worker.close()
+    return profiles
+
+
 # ---------------------------------------------------------------- the table, the chart, BENCHMARKS.md
 COLUMNS = ("model", "candidate", "runs as", "batch", "median / s", "spread", "x native", "x gensim", "compile s",
            "host peak MiB", "device peak MiB", "params")
@@ -623,6 +663,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=cli.positive_int, default=2, help="threads per candidate (default: 2)")
     parser.add_argument("--out", type=Path, help="run folder (default: runs/benchmark-<time>)")
     parser.add_argument("--no-update", action="store_true", help="leave BENCHMARKS.md as it is")
+    parser.add_argument("--profile", action="store_true",
+                        help="no table: where the time goes, a cProfile of one epoch per model and candidate (profile-*.txt)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.error = lambda message: (_ for _ in ()).throw(cli.LabError(f"{message} (see --help)"))
     args = parser.parse_args(argv)
@@ -640,6 +682,12 @@ def main(argv=None):
             args.references = [r for r in args.references if r != "gensim"]
     candidates = [*args.backends, *args.references]
     out.mkdir(parents=True, exist_ok=True)
+    if args.profile:
+        for text in profile(args.models, candidates, args.steps, args.batch_size, args.word2vec_batch_size,
+                            args.sentences, args.threads, out).values():
+            print(text)
+        print(f"run folder: {out}")
+        return None
     load = _load()
     rows = run_benchmark(args.models, candidates, args.rounds, args.steps, args.batch_size, args.word2vec_batch_size,
                          args.sentences, args.threads, log=lambda m: print(m, file=sys.stderr, flush=True), log_dir=out)

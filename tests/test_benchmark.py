@@ -98,6 +98,16 @@ def test_the_table_chart_and_benchmarks_md_are_written(tiny_run, backend):
     assert "load average" in md and "word2vec after the run's epochs" in md
 
 
+def test_profile_shows_where_an_epoch_goes(tmp_path, backend):
+    """--profile: one epoch of the model on this backend, under cProfile, in the candidate's own process."""
+    out = tmp_path / "profile"
+    assert benchmark.main(["--profile", "--models", "tiny-transformer", "--backends", backend, "--references",
+                           "--steps", "2", "--batch-size", "8", "--sentences", "300", "--threads", "1", "--out", str(out)]) is None
+    text = (out / f"profile-tiny-transformer-{backend}.txt").read_text()
+    assert text.startswith(f"tiny-transformer on {backend}: one epoch of ") and "Ordered by: internal time" in text
+    assert "Ordered by: cumulative time" in text and "trainer.py" in text  # Keras' fit loop: the time is the training's
+
+
 def test_compile_settings_are_parsed_and_checked():
     assert benchmark.settings("plain") == {}
     assert benchmark.settings("jit,spe=8") == {"jit_compile": True, "steps_per_execution": 8}
