@@ -522,12 +522,12 @@ def run_benchmark(models, candidates, rounds=7, steps=100, batch_size=64, word2v
     return rows
 
 
-def profile(models, candidates, steps=100, batch_size=64, word2vec_batch_size=1024, sentences=20_000, threads=2,
-            out=None, top=25):
+def profile(models, candidates, out, steps=100, batch_size=64, word2vec_batch_size=1024, sentences=20_000, threads=2,
+            top=25):
     """cProfile one epoch of each model on each candidate, after the warm-up, in the candidate's own process.
 
     Returns {(model, candidate): the top `top` functions by own time and by cumulative time, as text}, also written to
-    `out/profile-<model>-<candidate>.txt`.
+    `out/profile-<model>-<candidate>.txt` (`out` also gets the workers' logs).
     """
     profiles = {}
     for c in candidates:
@@ -683,8 +683,8 @@ def main(argv=None):
     candidates = [*args.backends, *args.references]
     out.mkdir(parents=True, exist_ok=True)
     if args.profile:
-        for text in profile(args.models, candidates, args.steps, args.batch_size, args.word2vec_batch_size,
-                            args.sentences, args.threads, out).values():
+        for text in profile(args.models, candidates, out, args.steps, args.batch_size, args.word2vec_batch_size,
+                            args.sentences, args.threads).values():
             print(text)
         print(f"run folder: {out}")
         return None
