@@ -74,9 +74,10 @@ def lab_data(name, n, seed=0, sentences=20_000):
         data = shapes.simulate(n, 48, seed=seed)
         return {"x": data.images, "y": data.masks}
     if name in ("tiny-transformer", "word2vec"):
+        from kcourse import text
         from kcourse.tasks import word2vec
 
-        _, tokens, vocab = word2vec.load_corpus(sentences, seed)
+        _, tokens, vocab = text.load_corpus(sentences, seed)
         if name == "word2vec":
             flat, sentence = word2vec.encode_corpus(tokens, vocab)
             counts = np.bincount(flat, minlength=len(vocab)).astype("float64")
@@ -210,7 +211,8 @@ class NativeCandidate:
             self.reference = native.reference(name, batch_size=batch_size, vocab_size=len(data["vocab"]), corpus=corpus)
         else:
             vocab = data.get("vocab")
-            self.reference = native.reference(name, data["x"], data["y"], batch_size, vocab_size=vocab and len(vocab))
+            self.reference = native.reference(name, data["x"], data["y"], batch_size, vocab_size=vocab and len(vocab),
+                                              sizes=VIT if name == "vit" else None)
         self.samples = self.reference.samples
 
     @property
@@ -273,7 +275,7 @@ class GensimCandidate:
 def _word2vec_quality(vectors, vocab):
     from kcourse.tasks import word2vec
 
-    result = word2vec.evaluate(*vectors, vocab, probes=())
+    result = word2vec.evaluate(tuple(vectors), vocab, probes=())
     return {"family analogies": result["family analogies"], "capital analogies": result["capital analogies"],
             "own country first by u.v": result["own country first by u.v"],
             "capital neighbours that are capitals": result["capital neighbours that are capitals"]}
@@ -470,7 +472,8 @@ def run_benchmark(models, candidates, rounds=7, steps=100, batch_size=64, word2v
 
     import tempfile
 
-    log_dir = log_dir or tempfile.mkdtemp(prefix="kcourse-benchmark-")
+    log_dir = Path(log_dir or tempfile.mkdtemp(prefix="kcourse-benchmark-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
     workers = {c: Worker(c, threads, log_dir) for c in candidates}
     rows = []
     try:

@@ -16,12 +16,10 @@ import os
 import sys
 from pathlib import Path
 
+from kcourse.errors import Interrupted, LabError  # noqa: F401 (cli.LabError: the labs' one-line errors)
+
 BACKENDS = ("jax", "torch", "tensorflow")
 DEFAULT_BACKEND = "jax"  # the CLI and the notebooks alike, when neither --backend nor $KERAS_BACKEND says
-
-
-class LabError(Exception):
-    """A problem the user can fix (a bad path, a wrong option): shown as one line."""
 
 
 class LabParser(argparse.ArgumentParser):
@@ -63,36 +61,52 @@ class LabParser(argparse.ArgumentParser):
                 action.default = default
 
 
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not allowed: it must be 1 or more")
-    return value
+def number(kind=float, low=None, high=None, low_open=False, high_open=False, why=""):
+    """An argparse `type` that reads a `kind` and refuses values outside [low, high] (or open ends), in one line.
+
+    `why` ends the message ("ResNet divides the side by 32"). The shared
+    validators below are made with it; a lab makes its own the same way.
+    """
+
+    def read(text):
+        value = kind(text)
+        below = low is not None and (value <= low if low_open else value < low)
+        above = high is not None and (value >= high if high_open else value > high)
+        if below or above:
+            if low is not None and high is not None:
+                brackets = ("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]")
+                rule = f"it must lie in {brackets}"
+            elif low is not None:
+                rule = f"it must be {'greater than' if low_open else 'at least'} {low:g}"
+            else:
+                rule = f"it must be {'less than' if high_open else 'at most'} {high:g}"
+            raise argparse.ArgumentTypeError(f"{value:g} is not allowed: {rule}" + (f" ({why})" if why else ""))
+        return value
+
+    read.__name__ = kind.__name__  # argparse names the type in "invalid int value: 'two'"
+    return read
 
 
-def positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value:g} is not allowed: it must be greater than 0")
-    return value
+positive_int = number(int, low=1)
+positive_float = number(float, low=0, low_open=True)
+fraction = number(float, 0, 1, low_open=True, high_open=True)  # strictly between 0 and 1
+unit = number(float, 0, 1, high_open=True)  # [0, 1): 0 turns a thing off
 
 
-def fraction(text):
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"{value:g} is not allowed: it must lie strictly between 0 and 1")
-    return value
-
-
-def lab_parser(lab, doc, *, epochs, batch_size, learning_rate=None, quick=None):
+def lab_parser(lab, doc, *, epochs=None, batch_size=None, learning_rate=None, quick=None, trains=True, batch_help=None):
     """An argparse parser with the options every lab has; the lab adds its own.
 
     Args:
         lab: the lab's module name in kcourse.tasks (for the usage line and --resume).
         doc: the lab's module docstring (first line: description, rest: epilog).
-        epochs, batch_size, learning_rate: the lab's defaults.
+        epochs, batch_size, learning_rate: the lab's defaults (no --batch-size
+            without one: a lab that batches nothing).
         quick: {option dest: value} that `--quick` uses where the option is not
-            given (epochs is always 1 under --quick unless --epochs is given).
+            given (epochs is 1 under --quick unless the lab says otherwise or --epochs is given).
+        trains: False for a lab that trains nothing (zoo, clip): it has no
+            --epochs, --learning-rate or --distribute, so that giving one is
+            refused instead of silently doing nothing.
+        batch_help: what --batch-size means where it is not a training batch.
     """
     title, _, details = (doc or "").strip().partition("\n")
     parser = LabParser(
@@ -100,7 +114,7 @@ def lab_parser(lab, doc, *, epochs, batch_size, learning_rate=None, quick=None):
         description=title,
         epilog=details.strip() or None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        quick={"epochs": 1, **(quick or {})},
+        quick={**({"epochs": 1} if trains else {}), **(quick or {})},
     )
     common = parser.add_argument_group("common to every lab")
     common.add_argument(
@@ -108,19 +122,36 @@ def lab_parser(lab, doc, *, epochs, batch_size, learning_rate=None, quick=None):
         metavar="{" + ",".join(BACKENDS) + "}",  # checked by use_backend(), with a one-line error
         help=f"Keras backend (default: $KERAS_BACKEND, else {DEFAULT_BACKEND})",
     )
-    common.add_argument("--epochs", type=positive_int, default=epochs, help="default: %(default)s (1 with --quick)")
-    common.add_argument("--batch-size", type=positive_int, default=batch_size, help="default: %(default)s")
-    if learning_rate is not None:
+    if trains:
+        quick_epochs = (quick or {}).get("epochs", 1)
+        common.add_argument("--epochs", type=positive_int, default=epochs, help=f"default: %(default)s ({quick_epochs} with --quick)")
+    if batch_size is not None:
+        common.add_argument("--batch-size", type=positive_int, default=batch_size, help=batch_help or "default: %(default)s")
+    if trains and learning_rate is not None:
         common.add_argument("--learning-rate", type=positive_float, default=learning_rate, help="default: %(default)s")
     common.add_argument("--seed", type=int, default=0, help="seeds Python, NumPy and Keras (default: 0)")
     where = common.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, help="run folder to write, new or empty (default: runs/<lab>-<time>-<backend>)")
     where.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue an interrupted run from its last finished epoch, with its own options")
-    common.add_argument("--quick", action="store_true", help="smoke run in seconds: little data, 1 epoch unless --epochs")
-    common.add_argument("--distribute", action="store_true",
-                        help="data-parallel over every visible device (jax: keras.distribution.DataParallel)")
+    common.add_argument("--quick", action="store_true", help="smoke run in seconds: little data, few epochs; an option given explicitly wins")
+    if trains:
+        common.add_argument("--distribute", action="store_true",
+                            help="data-parallel over every visible device (jax: keras.distribution.DataParallel)")
     return parser
+
+
+def lab_main(module_name):
+    """The `main(argv=None)` of the lab module `module_name`: its `build_parser()` reads the options, then its
+    `run_lab(args)` runs them (what a notebook calls); returns the finished run."""
+
+    def main(argv=None):
+        lab = sys.modules[module_name]
+        return lab.run_lab(lab.build_parser().parse_args(argv))
+
+    name = sys.modules[module_name].__spec__.name if module_name == "__main__" else module_name  # run as python -m
+    main.__doc__ = f"python -m {name} [options]: the options parsed, then run_lab(args)."
+    return main
 
 
 def _resume_options(parser, args, given):
@@ -172,16 +203,12 @@ def use_backend(name=None):
 
 
 def run(main, argv=None):
-    """Run a lab's main(argv); a LabError becomes one line on stderr and exit code 2."""
+    """Run a lab's main(argv); a LabError becomes one line on stderr and exit code 2, Ctrl-C exit code 130."""
     try:
         main(argv)
     except LabError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        from kcourse import runs
-
-        where = runs.Run.current
-        hint = f"; continue with --resume {where.path}" if where is not None else ""
-        print(f"interrupted: the run folder keeps every finished epoch{hint}", file=sys.stderr)
+    except KeyboardInterrupt as error:
+        print(error if isinstance(error, Interrupted) else "interrupted", file=sys.stderr)
         sys.exit(130)

@@ -6,6 +6,7 @@ prints one line saying so and carries on with data embedded in kcourse or its
 dependencies.
 """
 
+import hashlib
 import os
 import socket
 import sys
@@ -14,7 +15,11 @@ import urllib.error
 import zipfile
 from pathlib import Path
 
-from kcourse import cli
+from kcourse.errors import LabError
+
+HYMENOPTERA_URL = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"  # the PyTorch tutorial's (no published hash)
+HOTDOG_URL = "http://d2l-data.s3-accelerate.amazonaws.com/hotdog.zip"
+HOTDOG_SHA1 = "fba480ffa8aa7e0febbb511d181409f899b9baa5"  # as d2l publishes it
 
 # The exception types a failed connection surfaces as: urllib (keras.utils.get_file),
 # sockets and DNS, and by name those of requests (kagglehub) and huggingface_hub.
@@ -77,17 +82,26 @@ def cache_dir():
     return Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser()
 
 
-def fetch(fname, url, file_hash=None, extract=False):
-    """`keras.utils.get_file` into the cache, checked against `file_hash` where one is published.
+def fetch(fname, url, file_hash=None, extract=False, sha1=None):
+    """`keras.utils.get_file` into the cache, checked against `file_hash` (md5 or sha256) or `sha1` where one is published.
 
     Returns the file's path, or with `extract` the folder it unpacks to. A
     download that fails its hash, or an archive that cannot be unpacked, is a
     LabError naming the file to delete; network failures propagate (see
-    download_or_none).
+    download_or_none). keras' get_file checks sha256 and md5 only: a SHA-1
+    (d2l's) is checked here, before unpacking.
     """
     import keras
 
     archive = cache_dir() / "datasets" / fname
+    if sha1 is not None:
+        keras.utils.get_file(fname, url, cache_dir=str(cache_dir()))
+        digest = hashlib.sha1()
+        with open(archive, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        if digest.hexdigest() != sha1:
+            raise LabError(f"the downloaded {fname} has SHA-1 {digest.hexdigest()}, not the published {sha1}; delete {archive} and run again")
     try:
         path = keras.utils.get_file(fname, url, file_hash=file_hash, extract=extract, cache_dir=str(cache_dir()))
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as error:
@@ -103,4 +117,29 @@ def fetch(fname, url, file_hash=None, extract=False):
 
 def _corrupt(archive, error):
     why = error if isinstance(error, str) else type(error).__name__
-    return cli.LabError(f"the downloaded {archive.name} is corrupt ({why}); delete {archive} and run again")
+    return LabError(f"the downloaded {archive.name} is corrupt ({why}); delete {archive} and run again")
+
+
+def image_folder(path):
+    """The folder an image-set archive unpacked to: the one holding train/ (the zips have one top folder)."""
+    root = Path(path)
+    if not (root / "train").is_dir():
+        inner = [p for p in root.iterdir() if p.is_dir() and (p / "train").is_dir()]
+        root = inner[0] if inner else root
+    return root
+
+
+def hymenoptera():
+    """The PyTorch tutorial's ants and bees (hymenoptera_data.zip), fetched once: a folder with train/ and val/."""
+    return image_folder(fetch("hymenoptera_data.zip", HYMENOPTERA_URL, extract=True))
+
+
+def hotdog():
+    """d2l's hot dog / not hot dog (hotdog.zip), fetched once and SHA-1 checked: a folder with train/ and val/.
+
+    The zip's test/ folder is seen as val/ through a symbolic link.
+    """
+    root = image_folder(fetch("hotdog.zip", HOTDOG_URL, extract=True, sha1=HOTDOG_SHA1))
+    if not (root / "val").exists():
+        (root / "val").symlink_to("test", target_is_directory=True)
+    return root

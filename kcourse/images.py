@@ -7,13 +7,14 @@ Shared by the labs that classify photos (TP3 II fine-tuning, TP4's ViT):
     augment = augmentation(224, flip="horizontal", rotation=0.05)
     augment(data.x_train[:8], training=True)   # (8, 224, 224, 3)
 
-Two folder layouts are read: `root/train/<class>/*.jpg` with `root/val/<class>/*.jpg`,
-or `root/<class>/*.jpg` split with `val_split`. Images are resized (shorter
-side) and centre-cropped to a square a little larger than the model's input,
-so that a random crop of `image_size` is left to augmentation (the PyTorch
-tutorial's Resize(256) / CenterCrop(224)). Files that are not readable images
-are skipped with one warning listing them; a missing folder, an empty class or
-a single class is a one-line `cli.LabError`.
+Two folder layouts are read: `root/train/<class>/*.jpg` with `root/val/<class>/*.jpg`
+(a split not asked for is not read), or `root/<class>/*.jpg` split with
+`val_split`, each class keeping at least one image on each side. Images are
+resized (shorter side) and centre-cropped to a square a little larger than the
+model's input, `CROP_MARGIN` more, so that a crop of `image_size` is left to
+augmentation (the handout's Resize(256) / CenterCrop(224)). Files that are not
+readable images are skipped with one warning listing them; a missing folder,
+an empty class or a single class is a one-line LabError.
 """
 
 import sys
@@ -22,20 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
-from kcourse import cli
+from kcourse.errors import LabError
+from kcourse.splits import Splits
 
+CROP_MARGIN = 1 / 7  # images loaded at 256 for 224: the handout's Resize(256) -> CenterCrop(224)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # of RGB in [0, 1]: what ImageNet presets expect
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
-class ImageData:
-    """Images (N, S, S, 3) float32 in [0, 255] and int32 labels, train and validation."""
+class ImageData(Splits):
+    """Images (N, S, S, 3) float32 in [0, 255] and int32 labels, train and validation (kcourse.splits.Splits)."""
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
     class_names: list
     name: str
     skipped: list = field(default_factory=list)
@@ -47,9 +46,30 @@ class ImageData:
         )
 
 
-def load_size(image_size, crop_margin=0.125):
+def load_size(image_size, crop_margin=CROP_MARGIN):
     """The square side images are loaded at: `image_size` plus the margin random crops use."""
     return int(round(image_size * (1 + crop_margin)))
+
+
+def add_folder_options(parser, what="image folder"):
+    """The options of a lab that reads image folders: --data-dir (checked at once) and --val-split."""
+    from kcourse import cli
+
+    group = parser.add_argument_group("data")
+    group.add_argument("--data-dir", type=existing_folder, metavar="FOLDER",
+                       help=f"{what}: train/ and val/ with one folder per class, or one folder per class")
+    group.add_argument("--val-split", type=cli.fraction, default=0.2, help="held-out fraction without a val/ folder (default: %(default)s)")
+    return group
+
+
+def existing_folder(text):
+    """An argparse type: the path of a folder that exists, or one line saying the layout expected."""
+    import argparse
+
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path}: no such folder; {layout_help(path)}")
+    return path
 
 
 def layout_help(root):
@@ -79,57 +99,76 @@ def read_image(path, size):
 
 def _class_folders(folder, root):
     if not folder.is_dir():
-        raise cli.LabError(f"{folder}: no such folder; {layout_help(root)}")
+        raise LabError(f"{folder}: no such folder; {layout_help(root)}")
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         found = f"only one class folder ({classes[0]})" if classes else "no class folder"
-        raise cli.LabError(f"{folder}: {found}, need at least two; {layout_help(root)}")
+        raise LabError(f"{folder}: {found}, need at least two; {layout_help(root)}")
     return classes
 
 
-def _read_class(folder, size, root, skipped, limit=None):
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    images = []
-    for path in files:
-        if limit is not None and len(images) >= limit:
-            break
+def _files(folder, classes, root):
+    """(paths, labels) of every file in folder/<class>/, classes in order."""
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        if not (folder / name).is_dir():
+            raise LabError(f"{folder / name}: no such folder (class {name!r} is in train/); {layout_help(root)}")
+        found = sorted(p for p in (folder / name).iterdir() if p.is_file() and not p.name.startswith("."))
+        if not found:
+            raise LabError(f"{folder / name}: no images in this class folder; {layout_help(root)}")
+        paths += found
+        labels += [label] * len(found)
+    return paths, np.asarray(labels, "int32")
+
+
+def _read(paths, labels, size, root, skipped, limit=None):
+    """The images of `paths` (at most `limit` per class), unreadable files skipped: (x, y)."""
+    x, y, kept = [], [], {}
+    for path, label in zip(paths, labels):
+        if limit is not None and kept.get(label, 0) >= limit:
+            continue
         image = read_image(path, size)
         if image is None:
             skipped.append(str(path))
-        else:
-            images.append(image)
-    if not images:
-        raise cli.LabError(f"{folder}: no readable images in this class folder; {layout_help(root)}")
-    return images
-
-
-def _read_split(folder, classes, size, root, skipped, limit=None):
-    x, y = [], []
-    for label, name in enumerate(classes):
-        if not (folder / name).is_dir():
-            raise cli.LabError(f"{folder / name}: no such folder (class {name!r} is in train/); {layout_help(root)}")
-        images = _read_class(folder / name, size, root, skipped, limit)
-        x += images
-        y += [label] * len(images)
+            continue
+        x.append(image)
+        y.append(label)
+        kept[label] = kept.get(label, 0) + 1
+    for label in np.unique(labels):
+        if not kept.get(label):
+            raise LabError(f"{Path(paths[list(labels).index(label)]).parent}: no readable images in this class folder; {layout_help(root)}")
     return np.stack(x), np.asarray(y, "int32")
 
 
-def split(x, y, val_split, seed=0):
-    """A seeded split per class: about `val_split` of each class goes to validation."""
+def split_indices(labels, val_split, seed=0, names=None):
+    """A seeded split per class: (train indices, val indices), about `val_split` of each class held out.
+
+    Every class keeps at least one item on each side; a class with a single
+    item cannot, and is a LabError (`names`: the class names, for the message).
+    """
     if not 0.0 < val_split < 1.0:
-        raise cli.LabError(f"--val-split {val_split}: must be between 0 and 1 (exclusive)")
+        raise LabError(f"--val-split {val_split}: must be between 0 and 1 (exclusive)")
     rng = np.random.default_rng(seed)
-    val = np.zeros(len(y), bool)
-    for label in np.unique(y):
-        members = rng.permutation(np.flatnonzero(y == label))
-        n_val = int(round(len(members) * val_split)) if len(members) > 1 else 0
-        val[members[: max(n_val, 1 if len(members) > 1 else 0)]] = True
-    if not val.any():
-        raise cli.LabError("not enough images to hold any out for validation; add images or give a val/ folder")
-    return x[~val], y[~val], x[val], y[val]
+    val = []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        if len(members) < 2:
+            name = names[label] if names is not None else label
+            raise LabError(f"class {name!r} has a single image: it cannot be both trained on and held out; "
+                           f"add images or give a val/ folder")
+        val += list(members[: min(max(int(round(len(members) * val_split)), 1), len(members) - 1)])
+    val = np.sort(np.asarray(val, int))
+    return np.setdiff1d(np.arange(len(labels)), val), val
 
 
-def load_image_folder(root, image_size=224, val_split=0.2, seed=0, crop_margin=0.125, max_per_class=None):
+def split(x, y, val_split, seed=0):
+    """Arrays split per class by `split_indices`: x_train, y_train, x_val, y_val."""
+    train, val = split_indices(y, val_split, seed)
+    return x[train], y[train], x[val], y[val]
+
+
+def load_image_folder(root, image_size=224, val_split=0.2, seed=0, crop_margin=CROP_MARGIN, max_per_class=None,
+                      splits=("train", "val")):
     """Read an image folder into an ImageData (see the module docstring for the layouts).
 
     Args:
@@ -138,32 +177,33 @@ def load_image_folder(root, image_size=224, val_split=0.2, seed=0, crop_margin=0
             `load_size(image_size, crop_margin)`.
         val_split: fraction of each class held out when there is no `val/` folder.
         max_per_class: keep at most this many images per class and split (quick runs).
+        splits: the splits to read; ("val",) reads the validation images only
+            (the train arrays are then empty).
     """
     root = Path(root)
     if not root.is_dir():
-        raise cli.LabError(f"{root}: no such folder; {layout_help(root)}")
+        raise LabError(f"{root}: no such folder; {layout_help(root)}")
     size, skipped = load_size(image_size, crop_margin), []
-    if (root / "train").is_dir():
+    empty = (np.zeros((0, size, size, 3), "float32"), np.zeros(0, "int32"))
+    if (root / "train").is_dir() and (root / "val").is_dir():  # each split read only if asked for
         classes = _class_folders(root / "train", root)
-        x_train, y_train = _read_split(root / "train", classes, size, root, skipped, max_per_class)
-        if (root / "val").is_dir():
-            x_val, y_val = _read_split(root / "val", classes, size, root, skipped, max_per_class)
-        else:
-            x_train, y_train, x_val, y_val = split(x_train, y_train, val_split, seed)
-    else:
-        classes = _class_folders(root, root)
-        x, y = _read_split(root, classes, size, root, skipped, max_per_class)
-        x_train, y_train, x_val, y_val = split(x, y, val_split, seed)
+        x_train, y_train = _read(*_files(root / "train", classes, root), size, root, skipped, max_per_class) if "train" in splits else empty
+        x_val, y_val = _read(*_files(root / "val", classes, root), size, root, skipped, max_per_class) if "val" in splits else empty
+    else:  # every readable image, then a split per class
+        folder = root / "train" if (root / "train").is_dir() else root
+        classes = _class_folders(folder, root)
+        x, y = _read(*_files(folder, classes, root), size, root, skipped)
+        train, val = split_indices(y, val_split, seed, classes)
+        keep = lambda part: part[np.concatenate([part[y[part] == c][:max_per_class] for c in range(len(classes))])]  # noqa: E731
+        train, val = (keep(train), keep(val)) if max_per_class is not None else (train, val)
+        x_train, y_train, x_val, y_val = x[train], y[train], x[val], y[val]
     if skipped:
-        print(
-            f"warning: skipped {len(skipped)} file(s) that are not readable images: {', '.join(skipped)}",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"warning: skipped {len(skipped)} file(s) that are not readable images: {', '.join(skipped)}",
+              file=sys.stderr, flush=True)
     return ImageData(x_train, y_train, x_val, y_val, classes, str(root), skipped)
 
 
-def embedded_two_class(image_size=224, per_class=60, val_split=0.25, seed=0, crop_margin=0.125):
+def embedded_two_class(image_size=224, per_class=60, val_split=0.25, seed=0, crop_margin=CROP_MARGIN):
     """Two classes cut from scikit-learn's two sample photos: china.jpg and flower.jpg.
 
     Each image is a random square crop (a quarter to all of the photo's
@@ -190,16 +230,17 @@ def embedded_two_class(image_size=224, per_class=60, val_split=0.25, seed=0, cro
     return ImageData(x_train, y_train, x_val, y_val, names, "embedded china/flower crops")
 
 
-def augmentation(image_size, crop=True, flip="horizontal", rotation=0.0, zoom=0.0, contrast=0.0, seed=0):
+def augmentation(image_size, crop=True, flip="horizontal", rotation=0.0, zoom=0.0, contrast=0.0, seed=0, input_size=None):
     """The augmentation pipeline (course II.A): Keras preprocessing layers, active in training only.
 
     Args:
-        image_size: output side. `crop=True`: a random `image_size` crop in
-            training, the centre crop at inference; `crop=False`: a resize.
+        image_size: output side. `crop=True`: a random `image_size` window of
+            each image in training, the centre one at inference; `crop=False`: a resize.
         flip: "horizontal", "vertical", "horizontal_and_vertical" or "none".
         rotation: the largest rotation, as a fraction of a full turn (0.05 = 18 degrees).
         zoom: the largest zoom in or out, as a fraction of the side.
         contrast: the largest contrast change, as a fraction.
+        input_size: the side of the images it gets (by default `load_size(image_size)`).
 
     Returns:
         a keras.Sequential (B, S, S, 3) -> (B, image_size, image_size, 3), values kept in [0, 255].
@@ -209,12 +250,19 @@ def augmentation(image_size, crop=True, flip="horizontal", rotation=0.0, zoom=0.
 
     flips = ("horizontal", "vertical", "horizontal_and_vertical", "none")
     if flip not in flips:
-        raise cli.LabError(f"--flip {flip!r}: choose one of {', '.join(flips)}")
+        raise LabError(f"--flip {flip!r}: choose one of {', '.join(flips)}")
     for name, value in (("rotation", rotation), ("zoom", zoom), ("contrast", contrast)):
         if not 0.0 <= value < 1.0:
-            raise cli.LabError(f"--{name} {value}: must be in [0, 1)")
-    if crop:  # a random window in training; RandomCrop passes images through at inference, so centre-crop
-        steps = [layers.RandomCrop(image_size, image_size, seed=seed), layers.CenterCrop(image_size, image_size)]
+            raise LabError(f"--{name} {value}: must be in [0, 1)")
+    if crop:
+        # A random window of each image in training, the centre one at inference: a shift of up to the margin
+        # (whole pixels), then the centre crop. Keras' RandomCrop would draw one window for the whole batch
+        # (torchvision's RandomCrop draws one per image), and its dynamic slice hangs XLA's CPU collectives
+        # under --distribute (8 virtual devices).
+        side = input_size or load_size(image_size)
+        shift = (side - image_size) / 2 / side  # the margin each side, as a fraction of the input's side
+        steps = [layers.RandomTranslation(shift, shift, fill_mode="reflect", interpolation="nearest", seed=seed),
+                 layers.CenterCrop(image_size, image_size)]
     else:
         steps = [layers.Resizing(image_size, image_size)]
     if flip != "none":
@@ -228,13 +276,13 @@ def augmentation(image_size, crop=True, flip="horizontal", rotation=0.0, zoom=0.
     return keras.Sequential(steps, name="augmentation")
 
 
-def imagenet_normalization():
-    """(x / 255 - mean) / std per channel, as ImageNet-pretrained presets expect."""
+def imagenet_normalization(name="imagenet_normalization"):
+    """(x / 255 - mean) / std per channel, as ImageNet-pretrained presets expect (the handout's baseline)."""
     from keras import layers
 
     mean = [255.0 * m for m in IMAGENET_MEAN]
     variance = [(255.0 * s) ** 2 for s in IMAGENET_STD]
-    return layers.Normalization(mean=mean, variance=variance, name="imagenet_normalization")
+    return layers.Normalization(mean=mean, variance=variance, name=name)
 
 
 def augmented_samples(images, augment, copies=4):
@@ -262,7 +310,7 @@ def augmentation_figure(images, augment, class_names=None, labels=None, copies=4
     return plots.image_grid(grid, titles, ncols=1 + copies)
 
 
-def embedded_dahlia_or_not(image_size=224, per_class=150, val_split=0.3, seed=0, crop_margin=0.125):
+def embedded_dahlia_or_not(image_size=224, per_class=150, val_split=0.3, seed=0, crop_margin=CROP_MARGIN):
     """Dahlia / not dahlia: a harder two-class set from scikit-learn's two sample photos (no network).
 
     The offline stand-in for hot dog / not hot dog. "dahlia": square crops of

@@ -19,6 +19,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from kcourse.training import predict
+
 
 def _encoder_parts(backbone):
     try:
@@ -79,7 +81,7 @@ def attention_maps(backbone, images, batch_size=16):
 
     inputs = keras.Input(tuple(images.shape[1:]), name="images")
     model = keras.Model(inputs, AttentionReplay(backbone, name="attention_replay")(inputs))
-    out = model.predict(np.asarray(images, "float32"), batch_size=batch_size, verbose=0)
+    out = predict(model, np.asarray(images, "float32"), batch_size)
     return out["tokens"], out["attention"]
 
 
@@ -147,7 +149,7 @@ def occlusion(classifier, images, patch, target=None, fill=None, batch_size=64):
     images = np.asarray(images, "float32")
     batch, height, width, _ = images.shape
     gh, gw = height // patch, width // patch
-    logits = np.asarray(classifier.predict(images, batch_size=batch_size, verbose=0))
+    logits = predict(classifier, images, batch_size)
     target = logits.argmax(-1) if target is None else np.asarray(target)
     base = logits[np.arange(batch), target]
     drops = np.zeros((batch, gh, gw), "float32")
@@ -157,7 +159,7 @@ def occlusion(classifier, images, patch, target=None, fill=None, batch_size=64):
         for k in range(gh * gw):
             i, j = divmod(k, gw)
             hidden[k, i * patch : (i + 1) * patch, j * patch : (j + 1) * patch] = colour
-        occluded = np.asarray(classifier.predict(hidden, batch_size=batch_size, verbose=0))[:, target[b]]
+        occluded = predict(classifier, hidden, batch_size)[:, target[b]]
         drops[b] = (base[b] - occluded).reshape(gh, gw)
     return drops, target
 

@@ -21,6 +21,12 @@ def learning_curves(histories, metrics=("loss", "accuracy")):
                 epochs = np.arange(1, len(history[f"val_{metric}"]) + 1)
                 ax.plot(epochs, history[f"val_{metric}"], "--", color=color, label=f"{name} val")
         ax.set(xlabel="epoch", ylabel=metric, title=metric)
+    return tidy(fig, *axes[0])
+
+
+def tidy(fig, *axes):
+    """The finish every line plot of kcourse has: a light grid, a small legend, a tight layout. Returns `fig`."""
+    for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()

@@ -105,8 +105,15 @@ def devices():
         tf = import_tensorflow()
         with quiet_tensorflow():
             found = tf.config.list_logical_devices()
-        return [f"{d.device_type.lower()}:{i}" for i, d in enumerate(found)]
+        return tensorflow_names([d.name for d in found])
     return ["cpu:0"]
+
+
+def tensorflow_names(names):
+    """TensorFlow's device names ('/device:GPU:0') as kcourse writes them ('gpu:0'), accelerators first:
+    numbered within each type, as TensorFlow numbers them (not across types: the first GPU is gpu:0)."""
+    short = [name.split("device:")[-1].lower() for name in names]  # 'cpu:0', 'gpu:0'
+    return sorted(short, key=lambda name: name.startswith("cpu"))
 
 
 def accelerator():

@@ -15,10 +15,11 @@ classifies its sentences (does it name a European country?).
 
 import random
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
-from kcourse.cli import LabError
+from kcourse.errors import LabError
 
 PAD, UNK, CLS = "[PAD]", "[UNK]", "[CLS]"
 SPECIALS = (PAD, UNK, CLS)  # ids 0, 1, 2 in every Vocabulary
@@ -198,3 +199,31 @@ class Vocabulary:
             else:
                 row[max_len - len(ids) :] = ids
         return out
+
+
+def load_corpus(n_sentences=20_000, seed=0, min_freq=1):
+    """The corpus, its token lists and the vocabulary built on them: what both TP4 labs start from."""
+    corpus = build_synthetic_corpus(n_sentences, seed)
+    tokens = [tokenize(s) for s in corpus]
+    return corpus, tokens, Vocabulary.build(tokens, min_freq=min_freq)
+
+
+def save_embeddings(path, in_vectors, out_vectors, vocab):
+    """`embeddings.npz`: the input vectors `vectors` (V, D), `output_vectors` and the vocabulary's `words`."""
+    np.savez(path, vectors=in_vectors, output_vectors=out_vectors, words=np.array(vocab.itos))
+
+
+def load_embeddings(path):
+    """(vectors (V, D), Vocabulary) from an `embeddings.npz` this lab wrote; bad files are LabErrors."""
+    path = Path(path)
+    expected = "an embeddings.npz written by kcourse.tasks.word2vec (arrays 'vectors' (V, D) and 'words' (V,))"
+    if not path.is_file():
+        raise LabError(f"--embeddings {path}: no such file; expected {expected}")
+    try:
+        with np.load(path) as f:
+            vectors, words = f["vectors"], f["words"]
+    except Exception as error:
+        raise LabError(f"--embeddings {path}: not readable ({type(error).__name__}: {error}); expected {expected}") from None
+    if vectors.ndim != 2 or words.ndim != 1 or len(words) != len(vectors):
+        raise LabError(f"--embeddings {path}: got vectors {vectors.shape} and words {words.shape}; expected {expected}")
+    return vectors.astype("float32"), Vocabulary.from_words(words)

@@ -5,6 +5,8 @@ import time
 import keras
 import numpy as np
 
+from kcourse.errors import LabError
+
 
 def set_seed(seed):
     """Python's, NumPy's and Keras' generators (and the backend's): the same seed, the same run."""
@@ -52,8 +54,6 @@ def compile_model(model, optimizer, loss="sparse_categorical_logits", metrics=("
     # Set after compile, not through it: the .keras file keeps Keras' default of 1 in its compile
     # config, so a model saved on tensorflow still loads and runs on torch (which refuses more).
     model.steps_per_execution = steps
-    if keras.distribution.distribution() is not None:
-        _whole_batches(model)
     return model
 
 
@@ -62,11 +62,9 @@ def distribute(batch_size):
 
     Keras 3.15 distributes on the jax backend only; call this before the model
     is built. Each batch is split across the devices, so the batch size must
-    divide by their number; `compile_model` then makes fit and evaluate drop
-    the last partial batch and predict pad it (see `_whole_batches`).
+    divide by their number: the runner cuts the data to a multiple of them
+    (`for_devices`), and `predict` pads it.
     """
-    from kcourse.cli import LabError
-
     backend = keras.backend.backend()
     if backend != "jax":
         raise LabError(f"--distribute: Keras 3.15 trains data-parallel on the jax backend only (this is {backend}); use --backend jax")
@@ -78,53 +76,71 @@ def distribute(batch_size):
     return devices
 
 
-def _whole_batches(model):
-    """Under a distribution, make `model.fit` / `evaluate` drop the last partial batch and `predict` pad it.
+def _rows(x):
+    first = next(iter(x.values())) if isinstance(x, dict) else x
+    return len(first) if hasattr(first, "shape") else None
+
+
+def _take(x, n):
+    if isinstance(x, dict):
+        return {k: _take(v, n) for k, v in x.items()}
+    if isinstance(x, (tuple, list)):
+        return type(x)(_take(v, n) for v in x)
+    return x[:n] if hasattr(x, "shape") else x
+
+
+def device_count():
+    """The devices a batch is split over: those of the distribution, or 1."""
+    distribution = keras.distribution.distribution()
+    return 1 if distribution is None else len(distribution.device_mesh.devices.flatten())
+
+
+def for_devices(x, y=None, val=None):
+    """Under a distribution, the arrays cut to a multiple of the device count; unchanged otherwise.
 
     Keras' DataParallel splits every batch along its first axis over the
     devices and fails (jax's IndivisibleError) on a batch that does not
-    divide; arrays are cut to whole batches (DataLoader's drop_last) for
-    fit, its validation and evaluate, and padded for predict (the padding's
-    outputs are cut off again). Datasets are passed on as they are.
+    divide: with a batch size that divides (`distribute` checks it) and
+    arrays cut to a multiple of the device count, the last, partial batch
+    divides too (at most devices - 1 samples are left out). Datasets
+    (tf.data, PyDataset) make whole batches themselves. Returns (x, y, val).
     """
-    fit, evaluate, predict = model.fit, model.evaluate, model.predict
+    devices = device_count()
+    if devices == 1:
+        return x, y, val
+    n = _rows(x)
+    if n is not None:
+        x, y = _take(x, n // devices * devices), _take(y, n // devices * devices)
+    if isinstance(val, tuple) and _rows(val[0]) is not None:
+        val = _take(val, _rows(val[0]) // devices * devices)
+    return x, y, val
 
-    def cut(data, n):
-        if isinstance(data, dict):
-            return {k: cut(v, n) for k, v in data.items()}
-        if isinstance(data, (tuple, list)):
-            return type(data)(cut(v, n) for v in data)
-        return data[:n] if hasattr(data, "shape") else data
 
-    def whole(x, batch_size):
-        first = next(iter(x.values())) if isinstance(x, dict) else x
-        return len(first) // batch_size * batch_size if hasattr(first, "shape") else None
+def predict(model, x, batch_size=32):
+    """`model.predict` as NumPy; under a distribution the inputs are padded to a multiple of the devices, and cut back.
 
-    def fit_whole(x=None, y=None, batch_size=None, validation_data=None, **kwargs):
-        batch_size = batch_size or 32
-        n = whole(x, batch_size)
-        if n is not None:
-            x, y = cut(x, n), cut(y, n)
-        if isinstance(validation_data, tuple) and whole(validation_data[0], batch_size) is not None:
-            validation_data = cut(validation_data, whole(validation_data[0], batch_size))
-        return fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
+    Every prediction in kcourse goes through here, so that each lab runs under --distribute.
+    """
+    n, devices = _rows(x), device_count()
+    batch_size = -(-batch_size // devices) * devices  # every batch, the last one too, split over the devices
+    if n is None or n % devices == 0:
+        return _numpy(model.predict(x, batch_size=batch_size, verbose=0))
+    pad = lambda a: np.concatenate([np.asarray(a), np.repeat(np.asarray(a)[-1:], -n % devices, axis=0)])  # noqa: E731
+    padded = {k: pad(v) for k, v in x.items()} if isinstance(x, dict) else pad(x)
+    return _take(_numpy(model.predict(padded, batch_size=batch_size, verbose=0)), n)
 
-    def evaluate_whole(x=None, y=None, batch_size=None, **kwargs):
-        n = whole(x, batch_size or 32)
-        return evaluate(*((cut(x, n), cut(y, n)) if n is not None else (x, y)), batch_size=batch_size, **kwargs)
 
-    def predict_padded(x, batch_size=None, **kwargs):
-        first = next(iter(x.values())) if isinstance(x, dict) else x
-        if not hasattr(first, "shape"):
-            return predict(x, batch_size=batch_size, **kwargs)
-        size, n = batch_size or 32, len(first)
-        pad = lambda a: np.concatenate([a, np.repeat(a[-1:], -n % size, axis=0)]) if n % size else a
-        out = predict({k: pad(np.asarray(v)) for k, v in x.items()} if isinstance(x, dict) else pad(np.asarray(x)),
-                      batch_size=size, **kwargs)
-        return cut(out, n)
+def predict_classes(model, x, batch_size=32):
+    """The class of each input (N,): the argmax of the model's logits (`predict`)."""
+    return predict(model, x, batch_size).argmax(-1)
 
-    model.fit, model.evaluate, model.predict = fit_whole, evaluate_whole, predict_padded
-    return model
+
+def _numpy(out):
+    if isinstance(out, dict):
+        return {k: np.asarray(v) for k, v in out.items()}
+    if isinstance(out, (list, tuple)):
+        return type(out)(np.asarray(v) for v in out)
+    return np.asarray(out)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -160,16 +176,43 @@ class EpochTimer(keras.callbacks.Callback):
         return float(np.median(later)) if later else float("nan")
 
 
-def epoch_time_on(device, build_model, x, y, batch_size):
-    """Seconds for one compiled training epoch of a fresh `build_model()` on `device`.
+def cpu_epoch_seconds(build_model, x, y, batch_size, steps=5):
+    """Seconds one training epoch of a fresh `build_model()` would take on the CPU, from `steps` timed steps.
 
-    `device` as keras.device takes it: "cpu", "gpu:0"... (plain "cpu", since
-    torch's backend loses its gradients under "cpu:0").
-
-    Two epochs run; the second is timed so that compilation is left out.
+    The course's "GPU speed-up" asks for the same epoch on the CPU: rather
+    than training whole epochs there, one step compiles, then `steps` are
+    timed (their median) and scaled to the epoch's batch count. It says what it costs.
     """
-    with keras.device(device):
+    n = _rows(x)
+    batches = -(-n // batch_size)
+    take = min(n, (steps + 1) * batch_size)
+    print(f"speed-up vs CPU: timing {min(steps, batches - 1) or 1} steps of {batch_size} on the CPU, after one that compiles", flush=True)
+    with keras.device("cpu"):  # plain "cpu": torch's backend loses its gradients under "cpu:0"
         model = build_model()
-        timer = EpochTimer()
-        model.fit(x, y, batch_size=batch_size, epochs=2, verbose=0, callbacks=[timer])
-    return timer.times[-1]
+        model.steps_per_execution = 1  # a time per step
+        timer = StepTimer()
+        model.fit(_take(x, take), _take(y, take), batch_size=batch_size, epochs=1, verbose=0, shuffle=False, callbacks=[timer])
+    return timer.per_step * batches
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Times each training step; `per_step`: the median after the first (which compiles), in seconds."""
+
+    def __init__(self):
+        super().__init__()
+        self.marks = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.marks.append([time.perf_counter(), None])
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.marks[-1][1] = time.perf_counter()
+
+    @property
+    def steps(self):
+        return len(self.marks)
+
+    @property
+    def per_step(self):
+        times = [end - begin for begin, end in self.marks if end is not None]
+        return float(np.median(times[1:] if len(times) > 1 else times))

@@ -1,18 +1,24 @@
 """Shared test set-up. One pytest process per backend: KERAS_BACKEND=jax|torch|tensorflow.
 
 - matplotlib draws off-screen (Agg);
-- `nox` runs a worker per core (pytest-xdist), each test module whole on one of them;
+- `nox` runs a worker per core (pytest-xdist): the tests of one lab (its modules
+  and its notebook) run whole on one worker, as one scope (pytest_xdist_make_scheduler),
+  so that a lab's run is made once and shared (the `lab_run` fixture);
 - an autouse fixture seeds Python, NumPy and Keras before every test;
 - any attempt to open a network connection is refused, and fails the test unless
   it is marked `offline` (it checks a lab's fallback to embedded data).
 """
 
 import atexit
+import contextlib
+import importlib
+import io
 import os
 import random
 import shutil
 import socket
 import tempfile
+from types import SimpleNamespace
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -51,10 +57,38 @@ def pytest_configure(config):
     )
 
 
+# The lab each notebook walks through: its tests and the lab's run in one xdist scope (tests/notebooks.py).
+NOTEBOOK_GROUP = {"tp3_mnist": "mnist", "tp3_finetune": "finetune", "tp4_part1_word2vec_transformer": "tp4",
+                  "tp4_part2_vit": "vit", "tp5_fcn_unet": "tp5", "lectures": "lectures", "backend_comparison": "benchmark"}
+MODULE_GROUP = {"test_word2vec": "tp4", "test_transformer": "tp4", "test_fcn": "tp5", "test_unet": "tp5",
+                "test_zoo": "lectures", "test_clip": "lectures"}
+
+
+def group_of(nodeid):
+    """The group of a test: its lab's (see NOTEBOOK_GROUP, MODULE_GROUP), else its module's."""
+    path, _, rest = nodeid.partition("::")
+    module = path.rsplit("/", 1)[-1].removesuffix(".py")
+    if module == "test_notebooks" and "[" in rest:
+        return NOTEBOOK_GROUP.get(rest[rest.index("[") + 1 : -1], module)
+    return MODULE_GROUP.get(module, module.removeprefix("test_"))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's loadscope, with a lab's group as the scope: the group runs whole on one worker, in the order
+    collected (--no-loadscope-reorder), so that its lab runs and module fixtures are built once."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LabScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return group_of(nodeid)
+
+    return LabScheduling(config, log)
+
+
 def pytest_collection_modifyitems(items):
-    """The notebooks first: under `nox` (pytest-xdist, --dist loadscope --no-loadscope-reorder, a module
-    whole on one worker) they are the longest module, and started last they would run alone at the end."""
-    items.sort(key=lambda item: "test_notebooks.py" not in item.nodeid)  # stable: modules stay in order
+    """The notebooks' groups first: the longest, started last they would run alone at the end."""
+    first = set(NOTEBOOK_GROUP.values())
+    items.sort(key=lambda item: group_of(item.nodeid) not in first)  # stable: modules stay in order
 
 
 @pytest.fixture(autouse=True)
@@ -84,3 +118,27 @@ def backend():
     import keras
 
     return keras.backend.backend()
+
+
+@pytest.fixture(scope="session")
+def lab_run(tmp_path_factory):
+    """`lab_run("mnist", "--quick")`: the lab's `main` run once per worker with these options (offline), shared.
+
+    Returns a namespace: run (the finished Run), stdout, stderr, argv. A lab's
+    tests and its notebook ask for the same run, so it trains once.
+    """
+    cache = {}
+
+    def get(lab, *argv):
+        if (lab, argv) not in cache:
+            module = importlib.import_module(f"kcourse.tasks.{lab}")
+            out, err = io.StringIO(), io.StringIO()
+            folder = tmp_path_factory.mktemp(lab) / "run"
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                run = module.main([*argv, "--out", str(folder)])
+            _attempts.clear()  # the lab's offline fallback, expected: tests make their own data
+            cache[(lab, argv)] = SimpleNamespace(run=run, stdout=out.getvalue(), stderr=err.getvalue(), argv=argv)
+        return cache[(lab, argv)]
+
+    get.cache = cache
+    return get

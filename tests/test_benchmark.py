@@ -53,15 +53,16 @@ def test_the_unet_and_vit_native_twins_have_the_labs_parameters():
         assert benchmark.KerasCandidate(name, data, 8).params == benchmark.NativeCandidate(name, data, 8).params > 0, name
 
 
-def test_every_candidate_has_a_ratio_to_the_native_reference(tiny_run):
+def test_every_candidate_says_how_it_ran_and_what_it_held(tiny_run, backend):
     rows, _ = tiny_run
+    how = {"jax": "XLA (jax.jit)", "torch": "eager", "tensorflow": "tf.function (graph), 32 steps per execution"}[backend]
     for row in rows:
-        median = row[f"median {row['unit']} / s"]
-        assert row["lowest"] <= median <= row["highest"]
-        native = next(r for r in rows if r["model"] == row["model"] and r["candidate"] == "native")
-        assert row["x native"] == pytest.approx(median / native[f"median {row['unit']} / s"])
-        assert row["runs as"] and row["rounds"] == 2 and row["host peak MiB"] > 0
-    assert next(r for r in rows if r["candidate"] == "native")["x native"] == pytest.approx(1.0)
+        assert row["rounds"] == 2 and row["host peak MiB"] > 100  # a framework's process holds 100s of MiB
+        expected = "eager (the seed's loop)" if row["candidate"] == "native" else how
+        if row["model"] == "word2vec" and backend == "tensorflow" and row["candidate"] != "native":
+            expected = "tf.function (graph)"  # the lab keeps one step per call: its per-batch loss curve
+        assert row["runs as"] == expected, row
+        assert row["x native"] is not None and row["x native"] > 0
 
 
 def test_rounds_alternate_between_candidates(tiny_run, backend):
@@ -91,7 +92,9 @@ def test_the_table_chart_and_benchmarks_md_are_written(tiny_run, backend):
     table = (run / "benchmark.md").read_text()
     assert "| x native |" in table.replace(" x gensim |", "") and f"kcourse {backend}" in table
     assert "python -m kcourse.benchmark --models tiny-transformer word2vec" in table  # the exact command
-    assert (run / "benchmark.png").stat().st_size > 5_000
+    assert (run / "benchmark.png").is_file()
+    bars = [bar.get_height() for bar in benchmark.bar_chart(rows).axes[0].patches]  # one bar per model and candidate
+    assert sorted(bars) == pytest.approx(sorted(row["x native"] for row in rows))
     md = (root / "BENCHMARKS.md").read_text()
     assert "old figures" not in md and md.count(benchmark.BEGIN) == 1 and f"kcourse {backend}" in md
     assert md.startswith("# Benchmarks\n\nbefore the block") and md.rstrip().endswith("after the block")
@@ -99,7 +102,12 @@ def test_the_table_chart_and_benchmarks_md_are_written(tiny_run, backend):
 
 
 def test_profile_shows_where_an_epoch_goes(tmp_path, backend):
-    """--profile: one epoch of the model on this backend, under cProfile, in the candidate's own process."""
+    """--profile: one epoch of the model on this backend, under cProfile, in the candidate's own process.
+
+    Once per `make test` (the torch session, whose eager steps the profile shows best): it starts its own worker.
+    """
+    if backend != "torch":
+        pytest.skip("profiled once, from the torch session")
     out = tmp_path / "profile"
     assert benchmark.main(["--profile", "--models", "tiny-transformer", "--backends", backend, "--references",
                            "--steps", "2", "--batch-size", "8", "--sentences", "300", "--threads", "1", "--out", str(out)]) is None

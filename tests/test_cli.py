@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -19,18 +18,17 @@ def run_python(*args, env=None):
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_help_is_fast_and_imports_no_framework():
-    start = time.perf_counter()
+def test_help_imports_no_framework_in_any_lab():
+    """--help stays instant: no lab imports keras, jax, torch or tensorflow before its options are read."""
     result = run_python("-m", "kcourse.tasks.mnist", "--help")
-    elapsed = time.perf_counter() - start
     assert result.returncode == 0, result.stderr
     assert "--backend" in result.stdout and "--quick" in result.stdout and "--out" in result.stdout
-    assert elapsed < 2.0, f"--help took {elapsed:.2f} s"
 
     probe = (
-        "import sys\n"
-        "from kcourse.tasks import mnist\n"
-        "try:\n    mnist.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "import importlib, sys\n"
+        "from kcourse.__main__ import labs\n"
+        "for lab in labs():\n"
+        "    try:\n        importlib.import_module(f'kcourse.tasks.{lab}').main(['--help'])\n    except SystemExit:\n        pass\n"
         f"print([m for m in {FRAMEWORKS!r} if m in sys.modules])"
     )
     result = run_python("-c", probe)
@@ -73,7 +71,8 @@ def test_kcourse_lists_labs_backend_devices_and_versions(backend):
     out = result.stdout
     assert "mnist" in out and "TP3" in out
     assert f"backend: {backend}" in out
-    assert "devices: " in out and "cpu" in out
+    devices = next(line for line in out.splitlines() if line.startswith("devices: "))
+    assert devices[len("devices: "):].strip()  # whatever the machine has, named
     assert "keras 3." in out
 
 
@@ -97,3 +96,11 @@ def test_quick_start_prints_nothing_unasked_and_keeps_tensorflow_out(backend, tm
 def test_python_m_kcourse_runs_the_named_lab():
     result = run_python("-m", "kcourse", "mnist", "--help")
     assert result.returncode == 0 and "usage: python -m kcourse.tasks.mnist" in result.stdout, result.stderr
+
+
+def test_tensorflow_devices_are_numbered_within_their_type():
+    """The bug this catches: devices were numbered across types, so the first GPU was reported as gpu:1."""
+    from kcourse import system
+
+    assert system.tensorflow_names(["/device:CPU:0", "/device:GPU:0", "/device:GPU:1"]) == ["gpu:0", "gpu:1", "cpu:0"]
+    assert system.tensorflow_names(["/job:localhost/replica:0/task:0/device:CPU:0"]) == ["cpu:0"]

@@ -23,18 +23,19 @@ SCRIPT = textwrap.dedent("""
     from kcourse.tasks import mnist
 
     rng = np.random.default_rng(0)
-    x, y = rng.random((250, 28, 28, 1), dtype="float32"), rng.integers(0, 10, 250)  # 250 = 7 x 32 + 26: a partial batch
+    x, y = rng.random((250, 28, 28, 1), dtype="float32"), rng.integers(0, 10, 250)  # 250 = 7 x 32 + 26 = 31 x 8 + 2
 
     def train():
         training.set_seed(0)
         model = mnist.build_model("mlp")
-        history = model.fit(x, y, batch_size=32, epochs=3, verbose=0, shuffle=False)
+        xs, ys, _ = training.for_devices(x, y)  # what the runner does under a distribution: 248 of the 250
+        history = model.fit(xs, ys, batch_size=32, epochs=3, verbose=0, shuffle=False)
         return model, history.history["loss"]
 
     _, single = train()  # one device (cpu:0) first
     training.set_seed(0)
     plain = mnist.build_model("mlp")
-    cut = plain.fit(x[:224], y[:224], batch_size=32, epochs=3, verbose=0, shuffle=False).history["loss"]
+    cut = plain.fit(x[:248], y[:248], batch_size=32, epochs=3, verbose=0, shuffle=False).history["loss"]
     from kcourse.cli import LabError
     try:
         training.distribute(60)
@@ -45,7 +46,7 @@ SCRIPT = textwrap.dedent("""
     shardings = {w.path: list(w.value.sharding.spec) for w in model.weights}
     mesh = model.weights[0].value.sharding.mesh.devices.size
     batch = keras.distribution.distribution().get_data_layout((32, 28, 28, 1)).backend_layout
-    predictions = model.predict(x[:13], batch_size=8, verbose=0)
+    predictions = training.predict(model, x[:13], batch_size=8)
     print("RESULT " + json.dumps({"devices": len(devices), "single": single, "cut": cut, "parallel": parallel,
                                   "shardings": shardings, "mesh": mesh, "batch spec": list(batch.spec),
                                   "predictions": list(predictions.shape), "refused": refused}))
@@ -70,24 +71,55 @@ def test_data_parallel_replicates_weights_and_follows_the_single_device_run(jax_
     assert result["devices"] == 8 and result["mesh"] == 8
     assert len(result["shardings"]) == 4 and all(set(spec) <= {None} for spec in result["shardings"].values())  # replicated
     assert result["batch spec"] == ["batch", None, None, None]  # each batch split over the devices
-    # The last partial batch is dropped: the run follows the single-device run on the 224 whole-batch samples...
+    # The data is cut to a multiple of the 8 devices (the last batch of 24 splits 3 per device): the run follows
+    # the single-device run on those 248 samples...
     assert result["parallel"] == pytest.approx(result["cut"], rel=1e-4)
-    # ...and stays close to the one that also trains on the 26 left over.
+    # ...and stays close to the one that also trains on the 2 left over.
     assert result["parallel"] == pytest.approx(result["single"], rel=0.05)
     assert result["parallel"][-1] < result["parallel"][0]
     assert result["predictions"] == [13, 10]  # predict pads the partial batch and cuts it off again
     assert result["refused"] == "--distribute: --batch-size 60 does not divide over 8 devices; use a multiple of 8"
 
 
-def test_a_lab_trains_on_8_devices_and_records_them(jax_only, tmp_path):
-    out = tmp_path / "run"
-    done = run_on_8_devices(["-m", "kcourse.tasks.mnist", "--quick", "--distribute", "--models", "mlp", "--out", str(out)], tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
+EVERY_LAB = textwrap.dedent("""
+    import json, socket, sys
+    def refuse(*args, **kwargs):  # as the suite's conftest: the labs fall back to their embedded data
+        raise ConnectionRefusedError("tests must not reach the network")
+    socket.socket.connect = socket.socket.connect_ex = socket.create_connection = socket.getaddrinfo = refuse
+    from kcourse.tasks import fcn, finetune, mnist, transformer, unet, vit, word2vec
+    from kcourse import system
+    out = sys.argv[1]
+    # a two-stack ResNet: ResNet18 stalls XLA's CPU collectives with 8 virtual devices on 2 cores (a thread per device)
+    system.keras_hub().models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 16], stackwise_num_blocks=[1, 1],
+        stackwise_num_strides=[1, 2], block_type="basic_block").save_to_preset(f"{out}/tiny_resnet")
+    import time
+    import numpy as np
+    rng = np.random.default_rng(0)  # 100 digits, in keras' mnist.npz layout: every step of mnist and fcn, on little data
+    np.savez(f"{out}/digits.npz", x_train=rng.integers(0, 256, (100, 28, 28)), y_train=np.arange(100) % 10,
+             x_test=rng.integers(0, 256, (40, 28, 28)), y_test=np.arange(40) % 10)
+    sizes = {"mnist": ["--data", f"{out}/digits.npz"], "fcn": ["--data", f"{out}/digits.npz", "--canvases", "1", "--models", "cnn"],
+             "transformer": ["--sentences", "300"], "word2vec": ["--sentences", "300", "--batch-size", "256"],
+             "unet": ["--batch-size", "8", "--train-size", "32", "--test-size", "16", "--models", "image-labels"],  # + its CAMs
+             "finetune": ["--batch-size", "8", "--preset", f"{out}/tiny_resnet"], "vit": ["--batch-size", "8", "--augment", "light"]}
+    done = {}
+    for name, lab in (("mnist", mnist), ("fcn", fcn), ("transformer", transformer), ("word2vec", word2vec),
+                      ("unet", unet), ("finetune", finetune), ("vit", vit)):
+        start = time.perf_counter()
+        run = lab.main(["--quick", "--distribute", "--epochs", "1", *sizes.get(name, []), "--out", f"{out}/{name}"])
+        done[name] = len(json.load(open(f"{out}/{name}/config.json"))["distributed over"])
+        print(f"{name}: {time.perf_counter() - start:.1f} s on 8 devices", file=sys.stderr)
+    print("RESULT " + json.dumps(done))
+""")
+
+
+def test_every_lab_that_trains_runs_on_8_devices(jax_only, tmp_path):
+    """Each lab with --distribute trains, validates, predicts (its features, maps, embeddings) on 8 devices."""
+    done = run_on_8_devices(["-c", EVERY_LAB, str(tmp_path)], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
     assert "data-parallel over 8 devices" in done.stdout
-    config = json.loads((out / "config.json").read_text())
-    assert config["distribute"] is True and len(config["distributed over"]) == 8
-    summary = json.loads((out / "metrics.json").read_text())["mlp"]
-    assert summary["test accuracy"] > 0.25  # 2,000 digits, one epoch, batches of 64 split 8 ways: well above chance (0.1)
+    result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    assert result == {lab: 8 for lab in ("mnist", "fcn", "transformer", "word2vec", "unet", "finetune", "vit")}
 
 
 def test_distribute_elsewhere_is_one_line(backend, capsys):

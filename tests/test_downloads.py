@@ -2,7 +2,6 @@
 
 import socket
 import urllib.error
-import zipfile
 
 import pytest
 

@@ -8,11 +8,11 @@ import io
 import numpy as np
 import pytest
 
-from kcourse import cli, images
+from kcourse import cli, datasets, images, presets
 from kcourse.tasks import finetune
 from tests.test_images import make_folder
 
-SIZE = 32  # model input; images are loaded at 36 and randomly cropped
+SIZE = 32  # model input; images are loaded at 37 (8/7) and randomly cropped
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +70,11 @@ def test_missing_local_preset_is_a_one_line_error(tmp_path):
 
 def test_unknown_preset_says_how_to_list_the_known_ones_without_asking_the_network():
     with pytest.raises(cli.LabError) as error:
-        finetune.check_preset("nonsense_preset")
+        presets.check("nonsense_preset", "Backbone")
     message = str(error.value)
-    assert message.startswith("--preset nonsense_preset: unknown keras-hub preset") and "\n" not in message
-    assert "keras_hub.models.ResNetBackbone.presets.keys()" in message
-    finetune.check_preset("resnet_18_imagenet")  # a known name passes, offline too
+    assert message.startswith("--preset nonsense_preset: unknown keras-hub Backbone preset") and "\n" not in message
+    assert "keras_hub.models.Backbone.presets" in message
+    presets.check("resnet_18_imagenet", "Backbone")  # a known name passes, offline too
 
 
 def _fit_one_step(tiny_preset, photos, freeze_how):
@@ -83,7 +83,8 @@ def _fit_one_step(tiny_preset, photos, freeze_how):
     path, _ = tiny_preset
     _, data = photos
     backbone, _ = finetune.load_backbone(str(path))
-    model = finetune.build_model(backbone, 2, data.x_train.shape[1], images.augmentation(SIZE), freeze_how, learning_rate=0.1)
+    model = finetune.build_model(backbone, 2, data.x_train.shape[1], images.augmentation(SIZE, input_size=data.x_train.shape[1]),
+                                 freeze_how, learning_rate=0.1)
     before_backbone = {w.path: keras.ops.convert_to_numpy(w).copy() for w in backbone.weights}
     before_head = keras.ops.convert_to_numpy(model.get_layer("head").kernel).copy()
     model.fit(data.x_train, data.y_train, batch_size=len(data.x_train), epochs=1, verbose=0)
@@ -103,7 +104,7 @@ def test_frozen_features_are_bit_identical_after_a_fit_step(tiny_preset, photos)
 
 def test_all_but_head_leaves_only_the_head_trainable(tiny_preset):
     backbone, _ = finetune.load_backbone(str(tiny_preset[0]))
-    model = finetune.build_model(backbone, 3, 36, images.augmentation(SIZE), "all-but-head")
+    model = finetune.build_model(backbone, 3, 37, images.augmentation(SIZE), "all-but-head")
     assert [w.path for w in model.trainable_weights] == ["head/kernel", "head/bias"]
     assert not backbone.trainable and all(not layer.trainable for layer in backbone.layers)
 
@@ -134,7 +135,9 @@ def test_without_pretrained_weights_fine_tuned_is_left_out_with_one_line(capsys)
         ("fine-tuned", True, "none"), ("frozen", True, "all-but-head"), ("scratch", False, "none")]
     assert capsys.readouterr().out == ""
     assert finetune.variants(["fine-tuned", "frozen", "scratch"], "random") == [("frozen", True, "features"), ("scratch", False, "none")]
-    assert capsys.readouterr().out == "no pretrained weights: fine-tuned is left out (it would repeat scratch)\n"
+    assert capsys.readouterr().out.splitlines() == [  # the bug this catches: frozen on random weights, without a word
+        "no pretrained weights: fine-tuned is left out (it would repeat scratch)",
+        "no pretrained weights: frozen trains its head on a random backbone's features (what freezing keeps needs the preset)"]
     assert finetune.variants(["fine-tuned"], "random") == [("scratch", False, "none")]
     assert len(capsys.readouterr().out.splitlines()) == 1
 
@@ -153,9 +156,9 @@ def test_offline_preset_says_so_and_builds_resnet18_from_scratch(capsys):
 
 @pytest.mark.offline
 def test_offline_data_says_so_and_uses_the_embedded_photos(capsys):
-    data = finetune.load_data(image_size=SIZE, quick=True)
+    data = datasets.ants_bees(image_size=SIZE, quick=True)
     assert data.class_names == ["china", "flower"]
-    assert data.x_train.shape[1:] == (36, 36, 3)
+    assert data.x_train.shape[1:] == (37, 37, 3)
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [
         "offline: could not download the Hymenoptera ants/bees photos; using an embedded two-class set "
@@ -239,3 +242,25 @@ def test_each_saved_variant_reloads_with_the_same_predictions(compare_run, photo
         again = finetune.load_model(run.file(f"{name}.keras"))  # and frozen where it was frozen
         assert [w.path for w in again.trainable_weights] == [w.path for w in model.trainable_weights], name
     assert [w.path for w in finetune.load_model(run.file("frozen.keras")).trainable_weights] == ["head/kernel", "head/bias"]
+
+
+@pytest.fixture(scope="module")
+def quick_run(lab_run):
+    """The notebook's run: `--quick --models fine-tuned frozen scratch` offline (embedded photos, random ResNet18)."""
+    return lab_run("finetune", "--quick", "--models", "fine-tuned", "frozen", "scratch")
+
+
+@pytest.mark.offline
+def test_offline_run_says_what_it_could_not_have_and_keeps_the_frozen_backbone_bit_identical(quick_run):
+    run = quick_run.run
+    assert [row["model"] for row in run.rows] == ["frozen", "scratch"]  # fine-tuned would repeat scratch
+    assert "no pretrained weights: frozen trains its head on a random backbone's features" in quick_run.stdout
+    assert [line for line in quick_run.stderr.splitlines() if line.startswith("offline:")] == [
+        "offline: could not download the Hymenoptera ants/bees photos; using an embedded two-class set "
+        "(random crops of scikit-learn's two sample photos, china.jpg vs flower.jpg) instead",
+        "offline: could not download the keras-hub preset resnet_18_imagenet (for a local copy: --preset path/to/folder, "
+        "saved with save_to_preset); using ResNet18 with random weights (from scratch) instead"]
+    frozen = _backbone_of(run.fitted["frozen"].model)
+    assert all(np.array_equal(a, b) for a, b in zip(frozen.get_weights(), run.outputs["start"]))
+    scores = finetune.evaluate(run.fitted["scratch"].model, run.outputs["data"])
+    assert set(scores) == {"val accuracy", "macro F1"} and scores["val accuracy"] == run.rows[1]["val accuracy"]

@@ -96,7 +96,7 @@ def test_val_folder_missing_a_class_is_an_error(tmp_path):
 def test_embedded_two_class_set():
     data = images.embedded_two_class(image_size=32, per_class=10, val_split=0.2)
     assert data.class_names == ["china", "flower"]
-    assert data.x_train.shape == (16, 36, 36, 3) and len(data.x_val) == 4
+    assert data.x_train.shape == (16, 37, 37, 3) and len(data.x_val) == 4
     assert sorted(set(data.y_train.tolist())) == [0, 1] and sorted(data.y_val.tolist()) == [0, 0, 1, 1]
     assert data.x_train.std() > 10  # real photos, not a blank
 
@@ -105,7 +105,7 @@ def test_augmentation_crops_in_training_and_centre_crops_at_inference():
     from keras import ops
 
     x = np.random.default_rng(0).uniform(0, 255, (4, 36, 36, 3)).astype("float32")
-    augment = images.augmentation(32, flip="horizontal", rotation=0.1, contrast=0.2, seed=0)
+    augment = images.augmentation(32, flip="horizontal", rotation=0.1, contrast=0.2, seed=0, input_size=36)
     inference = ops.convert_to_numpy(augment(x, training=False))
     np.testing.assert_allclose(inference, x[:, 2:34, 2:34], atol=1e-4)
     trained = ops.convert_to_numpy(augment(x, training=True))
@@ -113,6 +113,42 @@ def test_augmentation_crops_in_training_and_centre_crops_at_inference():
     assert not np.allclose(trained, inference, atol=1.0)
     grid = images.augmented_samples(x[:2], augment, copies=3)
     assert grid.shape == (8, 32, 32, 3) and grid.min() >= 0 and grid.max() <= 1
+
+
+def test_each_image_gets_its_own_window_of_whole_pixels():
+    """The course's RandomCrop: a window per image (torchvision's), a shifted copy of the image inside it."""
+    from keras import ops
+
+    x = np.random.default_rng(0).uniform(0, 255, (64, 40, 40, 3)).astype("float32")
+    x[:] = x[:1]  # 64 copies of one image: any difference is the window
+    crops = ops.convert_to_numpy(images.augmentation(32, flip="none", seed=0, input_size=40)(x, training=True))
+    windows = set()
+    for crop in crops:
+        found = [(i, j) for i in range(9) for j in range(9) if np.array_equal(crop, x[0, i : i + 32, j : j + 32])]
+        assert len(found) == 1, "each crop is a window of the image, pixel for pixel"
+        windows.add(found[0])
+    assert len(windows) > 10  # not one window for the whole batch
+
+
+def test_a_split_keeps_every_class_on_both_sides(tmp_path):
+    """The bug this catches: round(3 * 0.9) = 3 sent a whole class of three images to validation."""
+    root = tmp_path / "photos"
+    write_images(root / "ants", COLORS["ants"], 3)
+    write_images(root / "bees", COLORS["bees"], 8)
+    data = images.load_image_folder(root, image_size=16, val_split=0.9)
+    assert sorted(set(data.y_train.tolist())) == [0, 1] and sorted(set(data.y_val.tolist())) == [0, 1]
+    write_images(tmp_path / "tiny" / "ants", COLORS["ants"], 1)
+    write_images(tmp_path / "tiny" / "bees", COLORS["bees"], 3)
+    with pytest.raises(cli.LabError, match="class 'ants' has a single image: it cannot be both trained on and held out"):
+        images.load_image_folder(tmp_path / "tiny", image_size=16)
+
+
+def test_the_validation_split_alone_reads_no_training_image(tmp_path, monkeypatch):
+    read, real = [], images.read_image
+    monkeypatch.setattr(images, "read_image", lambda path, size: read.append(path) or real(path, size))
+    data = images.load_image_folder(make_folder(tmp_path, n=3), image_size=16, splits=("val",))
+    assert len(data.x_val) == 6 and len(data.x_train) == 0
+    assert all("/val/" in str(path) for path in read) and len(read) == 6
 
 
 def test_bad_augmentation_options_are_errors():

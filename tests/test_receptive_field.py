@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from kcourse import receptive_field as rf
+from kcourse.models import build_cnn
 
 
 def small_net():
@@ -59,9 +60,8 @@ def test_gradient_probe_is_nonzero_exactly_inside_the_computed_field():
 
 
 def test_vanilla_cnn_field_and_stride():
-    from kcourse.tasks import mnist
 
-    model = mnist.build_cnn()
+    model = build_cnn()
     rows = rf.receptive_fields(model)
     assert [row["receptive field"] for row in rows[:7]] == [1, 5, 6, 6, 14, 16, 16]
     assert [row["jump"] for row in rows[:7]] == [1, 1, 2, 2, 2, 4, 4]

@@ -1,7 +1,5 @@
 """TP4 step 2: skip-gram with negative sampling, pairs, negatives, and what the vectors know."""
 
-import contextlib
-import io
 import json
 
 import numpy as np
@@ -14,13 +12,15 @@ from kcourse.tasks import word2vec
 def test_negatives_follow_unigram_to_the_075():
     counts = np.array([0, 0, 0, 1000, 300, 50, 7, 1], "float64")
     p = word2vec.noise_distribution(counts)
-    expected = counts**0.75 / (counts**0.75).sum()
-    np.testing.assert_allclose(p, expected)
+    raw = counts / counts.sum()
+    assert p.sum() == pytest.approx(1.0) and (p[:3] == 0).all()
+    assert p[3] < raw[3] and p[7] > 2 * raw[7]  # the power 0.75 flattens: the commonest word less, the rarest more
+    assert p[3] / p[7] == pytest.approx(177.8, rel=1e-3)  # 1000 times as frequent, 178 times as often drawn
     draws = word2vec.sample_negatives(p, (200_000,), np.random.default_rng(0))
     freq = np.bincount(draws, minlength=len(p)) / draws.size
     assert freq[:3].sum() == 0  # special tokens are never drawn
     assert np.abs(freq - p).max() < 0.004, (freq, p)  # ~4 standard errors at most
-    assert np.abs(freq - counts / counts.sum()).max() > 0.05  # and not the raw unigram
+    assert np.abs(freq - raw).max() > 0.05  # and not the raw unigram
 
 
 def test_pairs_stay_inside_the_window_and_the_sentence():
@@ -37,7 +37,7 @@ def test_pairs_stay_inside_the_window_and_the_sentence():
 
 
 def test_every_epoch_draws_new_pairs_in_the_same_number():
-    corpus, tokens, vocab = word2vec.load_corpus(300, seed=0)
+    corpus, tokens, vocab = text.load_corpus(300, seed=0)
     flat, sentence = word2vec.encode_corpus(tokens, vocab)
     counts = np.bincount(flat, minlength=len(vocab)).astype("float64")
     data = word2vec.pair_batches(flat, sentence, counts, batch_size=64, seed=0)
@@ -50,19 +50,21 @@ def test_every_epoch_draws_new_pairs_in_the_same_number():
     assert set(batch) == {"center", "pos", "neg"} and batch["neg"].shape[1] == 5 and 1 <= len(batch["center"]) <= 64
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from kcourse import runs
+W2V = ("--quick", "--epochs", "5", "--batch-size", "256", "--models", "skip-gram", "lr/10")  # the TP4 notebook's run
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        run = runs.start("word2vec", epochs=5, batch_size=256, out=tmp_path_factory.mktemp("w2v") / "run")  # 3 epochs: 6/10 capitals by u.v on torch
-        corpus, tokens, vocab = word2vec.load_corpus(2000, seed=0)
-        flat, sentence = word2vec.encode_corpus(tokens, vocab)
-        counts = np.bincount(flat, minlength=len(vocab)).astype("float64")
-        fitted, figures = word2vec.train(run, "lr0.01", len(vocab), flat, sentence, counts, learning_rate=0.01, verbose=0)
-    layer = word2vec.skip_gram_layer(fitted.model)
-    u, v = layer.embeddings(normalize=False), layer.output_embeddings()
-    return run, vocab, u, v, fitted, figures
+
+@pytest.fixture(scope="module")
+def quick_run(lab_run):
+    """The lab's quick run with both learning rates, 5 epochs of batches of 256 (3 gave 6/10 capitals by u.v on torch)."""
+    return lab_run("word2vec", *W2V).run
+
+
+@pytest.fixture(scope="module")
+def trained(quick_run):
+    run = quick_run
+    fitted = run.fitted["skip-gram"]
+    u, v = word2vec.vectors(fitted.model)
+    return run, run.outputs["vocab"], u, v, fitted, {"curve": run.outputs["curves"]["skip-gram"], "|u| before": run.metrics["skip-gram"]["|u| before"]}
 
 
 def test_loss_goes_down_and_vectors_grow(trained):
@@ -82,7 +84,7 @@ def test_capitals_go_with_their_country_by_u_dot_v(trained):
 
 def test_capitals_nearest_cosine_neighbours_are_capitals(trained):
     _, vocab, u, v, _, _ = trained
-    result = word2vec.evaluate(u, v, vocab, probes=["paris"])
+    result = word2vec.evaluate((u, v), vocab, probes=["paris"])
     assert result["capital neighbours that are capitals"] >= 0.7, result["neighbours"]
     assert result["family analogies"] >= 4, result["family wrong"]  # of 12
 
@@ -91,12 +93,12 @@ def test_the_saved_model_reloads_with_the_same_vectors(trained):
     import keras
 
     run, vocab, u, v, fitted, _ = trained
-    layer = word2vec.skip_gram_layer(keras.saving.load_model(run.file("lr0.01.keras")))
+    layer = word2vec.skip_gram_layer(keras.saving.load_model(run.file("skip-gram.keras")))
     np.testing.assert_array_equal(layer.embeddings(normalize=False), u)
     np.testing.assert_array_equal(layer.output_embeddings(), v)
     from kcourse.runs import read_history
 
-    assert read_history(run.file("history_lr0.01.csv")) == {"loss": fitted.history["loss"]} and len(fitted.history["loss"]) == 5
+    assert read_history(run.file("history_skip-gram.csv")) == {"loss": fitted.history["loss"]} and len(fitted.history["loss"]) == 5
 
 
 def test_unknown_words_are_lab_errors(trained):
@@ -107,28 +109,16 @@ def test_unknown_words_are_lab_errors(trained):
         word2vec.analogy(u, vocab, "king", "queen", "emperor")
 
 
-def test_quick_run_trains_one_variant_per_learning_rate(tmp_path):
-    out = tmp_path / "run"
-    with contextlib.redirect_stdout(io.StringIO()):
-        run = word2vec.main(["--quick", "--out", str(out), "--learning-rate", "0.01", "0.001"])
-    files = {p.name for p in out.iterdir()}
+def test_a_tenth_of_the_learning_rate_goes_a_shorter_way(quick_run):
+    run = quick_run
+    files = {p.name for p in run.path.iterdir()}
     assert {"config.json", "metrics.json", "summary.csv", "loss.png", "projection.png", "embeddings.npz",
-            "history_lr0.01.csv", "history_lr0.001.csv", "lr0.01.keras", "lr0.001.keras"} <= files, files
-    for png in ("loss.png", "projection.png"):
-        assert run.file(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            "history_skip-gram.csv", "history_lr-10.csv", "skip-gram.keras", "lr-10.keras"} <= files, files  # file-safe names
     metrics = json.loads(run.file("metrics.json").read_text())
     assert metrics["corpus"]["sentences"] == 2000
-    fast, slow = metrics["lr0.01"], metrics["lr0.001"]
-    assert fast["loss"] < slow["loss"] and fast["|u| after"] > 2 * slow["|u| after"]  # one epoch: the larger rate goes further (x2.6 to x4 by backend)
+    fast, slow = metrics["skip-gram"], metrics["lr/10"]
+    assert slow["learning rate"] == pytest.approx(fast["learning rate"] / 10)
+    assert fast["loss"] < slow["loss"] and fast["|u| after"] > 1.5 * slow["|u| after"]  # the larger rate goes further
     assert fast["|u| before"] == slow["|u| before"]  # the same seed, the same start
-    vectors, vocab = word2vec.load_embeddings(out / "embeddings.npz")
+    vectors, vocab = text.load_embeddings(run.file("embeddings.npz"))
     assert vectors.shape == (len(vocab), 50) and vocab.itos[:3] == list(text.SPECIALS)
-
-
-def test_unknown_probe_is_a_one_line_error():
-    from tests.test_cli import run_python
-
-    result = run_python("-m", "kcourse.tasks.word2vec", "--quick", "--probe", "atlantis")
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: 'atlantis' is not in the vocabulary"), lines

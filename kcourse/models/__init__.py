@@ -1,6 +1,8 @@
-"""kcourse.models: the course's complete models, built from kcourse.layers."""
+"""kcourse.models: the course's complete models, built from kcourse.layers and keras-hub."""
 
+from kcourse.models.digits import build_cnn, build_mlp
+from kcourse.models.resnet import resnet_backbone, resnet_config
 from kcourse.models.tiny_transformer_classifier import TinyTransformerClassifier
 from kcourse.models.unet import MeanIoU, UNet
 
-__all__ = ["MeanIoU", "TinyTransformerClassifier", "UNet"]
+__all__ = ["MeanIoU", "TinyTransformerClassifier", "UNet", "build_cnn", "build_mlp", "resnet_backbone", "resnet_config"]

@@ -59,7 +59,7 @@ def _classifier(model, optimizer, x, y, batch_size, seed):
 
 
 def reference(name, x=None, y=None, batch_size=64, seed=0, vocab_size=None, corpus=None, learning_rate=None,
-              negatives=5, window=2, sample=1e-3):
+              negatives=5, window=2, sample=1e-3, sizes=None):
     """The native reference for one of the benchmark's models, on the given data.
 
     Args:
@@ -68,6 +68,8 @@ def reference(name, x=None, y=None, batch_size=64, seed=0, vocab_size=None, corp
         vocab_size: for the transformer and word2vec.
         corpus: for word2vec, `(flat, sentence, counts)` as `kcourse.tasks.word2vec` makes them;
             pairs and negatives are drawn afresh every epoch, as the lab does.
+        sizes: the model's sizes where the caller chooses them (the ViT's: image_shape,
+            patch_size, num_layers, num_heads, hidden_dim, mlp_dim, as keras-hub's ViTBackbone).
     """
     torch.manual_seed(seed)
     if name in ("mnist-mlp", "mnist-cnn"):
@@ -79,9 +81,7 @@ def reference(name, x=None, y=None, batch_size=64, seed=0, vocab_size=None, corp
         images = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         return _classifier(model, torch.optim.Adam(model.parameters(), learning_rate or 2e-3), images, y, batch_size, seed)
     if name == "vit":
-        from kcourse.benchmark import VIT
-
-        model = models.ViT(**VIT, num_classes=2)
+        model = models.ViT(**(sizes or {}), num_classes=2)
         images = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         optimizer = torch.optim.AdamW(model.parameters(), learning_rate or 1e-3, weight_decay=0.05)  # the lab's
         return _classifier(model, optimizer, images, y, batch_size, seed)

@@ -16,8 +16,8 @@ text embeddings of the templates are averaged, and the mean renormalised.
   (`clip_vit_base_patch32` by default; `--preset` any other keras-hub CLIP
   preset or handle, a local folder saved with `save_to_preset`, or `tiny`);
 - the data: the fine-tuning lab's ants and bees and the ViT lab's hot dogs
-  (their own loaders; the validation photos are classified), or any folder
-  with `--data-dir`;
+  (kcourse.datasets, the loaders those labs use; only the validation photos
+  are read and classified), or any folder with `--data-dir`;
 - the table: accuracy and macro F1 with one prompt and with the ensemble;
   `--compare RUN_DIR ...` adds the best row of earlier finetune or vit runs on
   the same classes (their fine-tuned ResNet18 and ViT) beside them;
@@ -25,7 +25,7 @@ text embeddings of the templates are averaged, and the mean renormalised.
 
     python -m kcourse.tasks.clip                        # ants/bees and hot dogs, CLIP ViT-B/32
     python -m kcourse.tasks.clip --quick                # a smoke run in seconds
-    python -m kcourse.tasks.clip --data hotdog --compare runs/vit-...  runs/finetune-...
+    python -m kcourse.tasks.clip --dataset hotdog --compare runs/vit-...  runs/finetune-...
     python -m kcourse.tasks.clip --preset clip_vit_large_patch14 --data-dir my_photos
     python -m kcourse.tasks.clip --classes names.txt --templates templates.txt
 
@@ -39,7 +39,8 @@ on 32 px and a 2-block text Transformer over a small BPE vocabulary learnt
 here from the prompts), which runs every step but whose predictions mean nothing.
 
 The run folder gets config.json (preset, templates, the prompts per class,
-logit scale), metrics.json, summary.csv and zero_shot_<data>.png.
+logit scale), metrics.json, summary.csv and zero_shot_<data>.png. Nothing is
+trained: there is no --epochs, and --batch-size is the encoding batch.
 """
 
 import json
@@ -51,7 +52,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kcourse import cli, runs
+from kcourse import cli, datasets, images, metrics, presets, runs
+
+main = cli.lab_main(__name__)  # python -m kcourse.tasks.clip: build_parser(), then run_lab(args)
 
 PRESET = "clip_vit_base_patch32"
 TINY = "tiny"
@@ -83,7 +86,6 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 TINY_CLIP = dict(image_size=32, patch_size=8, width=32, layers=2, heads=2, mlp=64, projection=16, max_length=32)
 TINY_TEXT = ("a tiny CLIP with random weights (32 px, 2-block ViT and text Transformer, width 32, a small BPE vocabulary: "
              "its predictions mean nothing)")
-PRESET_HELP = "for a local copy: --preset path/to/folder, saved with save_to_preset"
 
 
 # ---------------------------------------------------------------- the model
@@ -101,6 +103,7 @@ class Clip:
     weights: str
     preset: str
     models: dict = field(default_factory=dict, repr=False)
+    embedded: dict = field(default_factory=dict, repr=False)  # {id(images): (images, embeddings)}, the last ones encoded
 
     @property
     def image_size(self):
@@ -129,29 +132,10 @@ class Clip:
         return self.models[side]
 
 
-def _local(preset):
-    from kcourse.tasks import vit
-
-    return vit._local(preset)
-
-
 def check_preset(preset):
-    """A LabError unless `preset` is `tiny`, a known CLIP preset, a handle (kaggle://, hf://) or a CLIP preset folder."""
-    from kcourse import system
-
-    if preset == TINY:
-        return
-    if _local(preset):
-        folder = Path(preset)
-        if not (folder / "config.json").is_file():
-            raise cli.LabError(f"--preset {preset}: not a keras-hub preset folder (no config.json); save one with "
-                               f"backbone.save_to_preset(folder) and preprocessor.save_to_preset(folder), or give a preset name such as {PRESET}")
-        if not (folder / "tokenizer.json").is_file():
-            raise cli.LabError(f"--preset {preset}: the folder has no tokenizer (no tokenizer.json); save the "
-                               f"CLIPPreprocessor there too with preprocessor.save_to_preset(folder)")
-    elif "://" not in preset and preset not in system.keras_hub().models.CLIPBackbone.presets:
-        names = ", ".join(sorted(system.keras_hub().models.CLIPBackbone.presets))
-        raise cli.LabError(f"--preset {preset}: unknown CLIP preset; choose one of {names}, {TINY}, or a local preset folder")
+    """A LabError unless `preset` is `tiny`, a known CLIP preset, a handle (kaggle://, hf://) or a CLIP preset folder
+    (the backbone's config.json and the preprocessor's tokenizer.json)."""
+    presets.check(preset, "CLIPBackbone", files=("config.json", "tokenizer.json"), also=(TINY,))
 
 
 def load_model(preset=PRESET, seed=0):
@@ -160,7 +144,7 @@ def load_model(preset=PRESET, seed=0):
     Offline, one line says so and the tiny CLIP is built instead; the tiny
     CLIP, asked for or not, says in that line that its predictions mean nothing.
     """
-    from kcourse import downloads, system
+    from kcourse import system
 
     check_preset(preset)
     keras_hub = system.keras_hub()  # ~7 s, and imports TensorFlow: only here
@@ -171,18 +155,11 @@ def load_model(preset=PRESET, seed=0):
     def load():
         return keras_hub.models.Backbone.from_preset(preset), keras_hub.models.CLIPPreprocessor.from_preset(preset)
 
-    what = f"the keras-hub preset {preset} ({PRESET_HELP})"
-    if preset.startswith("hf://") and not downloads.online("huggingface.co"):
-        downloads.offline_notice(what, TINY_TEXT)  # an hf:// handle would retry for ~20 s, then blame config.json
-        loaded = None
-    else:
-        loaded = downloads.download_or_none(load, what, TINY_TEXT)
+    loaded = presets.load(preset, load, TINY_TEXT)
     if loaded is None:
         return build_tiny_clip(seed)
     backbone, preprocessor = loaded
-    if not isinstance(backbone, keras_hub.models.CLIPBackbone):
-        raise cli.LabError(f"--preset {preset}: a {type(backbone).__name__}, not a CLIPBackbone; give a CLIP preset such as {PRESET}")
-    return Clip(backbone, preprocessor, "pretrained", preset)
+    return Clip(presets.expect(backbone, keras_hub.models.CLIPBackbone, preset), preprocessor, "pretrained", preset)
 
 
 def bytes_to_unicode():
@@ -278,37 +255,22 @@ def build_tiny_clip(seed=0, texts=None):
 
 
 # ---------------------------------------------------------------- data and prompts
-def load_data(datasets=DATASETS, data_dir=None, image_size=224, val_split=0.2, quick=False, seed=0):
-    """{name: kcourse.images.ImageData}, each square at `image_size` (centre crop), values in [0, 255].
+def load_data(names=DATASETS, data_dir=None, image_size=224, val_split=0.2, quick=False, seed=0):
+    """{name: images.ImageData} of the validation photos only, each square at `image_size` (centre crop), in [0, 255].
 
-    `datasets`: "ants-bees" (the finetune lab's loader: the Hymenoptera zip,
-    offline its embedded china/flower crops) and "hotdog" (the vit lab's: d2l's
-    hot dogs, offline its embedded dahlia set). `data_dir`: any image folder
-    instead (its name is the key). Only the validation photos are classified.
+    `names`: "ants-bees" (the Hymenoptera zip, offline its embedded
+    china/flower crops) and "hotdog" (d2l's hot dogs, offline the embedded
+    dahlia set), read by kcourse.datasets; `data_dir`: any image folder
+    instead (its name is the key). Only the validation photos are classified,
+    so only they are read (an embedded stand-in is made whole).
     """
-    from kcourse import images
-    from kcourse.tasks import finetune, vit
-
+    loaders = {"ants-bees": datasets.ants_bees, "hotdog": datasets.hotdogs}
     if data_dir is not None:
-        found = {Path(data_dir).name: images.load_image_folder(data_dir, image_size, val_split, seed, 0.0, 16 if quick else None)}
-    else:
-        found = {}
-        for name in datasets:
-            if name == "ants-bees":
-                found[name] = finetune.load_data(None, image_size, val_split, quick, seed, crop_margin=0.0)
-            elif name == "hotdog":
-                found[name] = vit.load_data(None, image_size, val_split, quick, seed)
-            else:
-                raise cli.LabError(f"--data {name}: choose among {', '.join(DATASETS)}, or give --data-dir")
-    for data in found.values():
-        data.x_train, data.x_val = center_crop(data.x_train, image_size), center_crop(data.x_val, image_size)
-    return found
-
-
-def center_crop(x, size):
-    """The central (size, size) window of square images (N, S, S, 3), S >= size."""
-    top = (x.shape[1] - size) // 2
-    return x[:, top : top + size, top : top + size]
+        return {Path(data_dir).name: images.load_image_folder(data_dir, image_size, val_split, seed, 0.0, 16 if quick else None, ("val",))}
+    for name in names:
+        if name not in loaders:
+            raise cli.LabError(f"--dataset {name}: choose among {', '.join(DATASETS)}, or give --data-dir")
+    return {name: loaders[name](image_size, None, val_split, quick, seed, crop_margin=0.0, splits=("val",)) for name in names}
 
 
 def read_list(path, option):
@@ -361,23 +323,35 @@ def class_prompts(class_names, names=None, source="--classes"):
 
 # ---------------------------------------------------------------- zero-shot
 def encode_images(model, x, batch_size=32, chunk=256):
-    """Image embeddings (N, P), not normalised: the preset's image converter (resize, CLIP mean/std), then the image tower."""
+    """Image embeddings (N, P), not normalised: the preset's image converter (resize, CLIP mean/std), then the image tower.
+
+    The last images encoded are kept on the model, so that each prompt set is scored against the same embeddings.
+    """
     from keras import ops
 
+    from kcourse.training import predict
+
+    if id(x) in model.embedded:
+        return model.embedded[id(x)][1]
     out = []
     for start in range(0, len(x), chunk):
         pixels = ops.convert_to_numpy(model.preprocessor.image_converter(x[start : start + chunk]))  # (n, S, S, 3)
-        out.append(np.asarray(model.encoder("image").predict(pixels, batch_size=batch_size, verbose=0)))
-    return np.concatenate(out).astype("float32")
+        out.append(predict(model.encoder("image"), pixels, batch_size))
+    embeddings = np.concatenate(out).astype("float32")
+    model.embedded.clear()
+    model.embedded[id(x)] = (x, embeddings)
+    return embeddings
 
 
 def encode_prompts(model, names, templates=TEMPLATES, batch_size=64):
     """Text embeddings (C, T, P), not normalised: every template filled with every class name, tokenised, encoded."""
     from keras import ops
 
+    from kcourse.training import predict
+
     prompts = [template.format(name) for name in names for template in templates]
     tokens = ops.convert_to_numpy(model.preprocessor({"prompts": prompts, "images": None})["token_ids"])  # (C * T, L)
-    embeddings = np.asarray(model.encoder("text").predict(tokens, batch_size=batch_size, verbose=0), "float32")
+    embeddings = predict(model.encoder("text"), tokens, batch_size).astype("float32")
     return embeddings.reshape(len(names), len(templates), -1)
 
 
@@ -404,30 +378,23 @@ def zero_shot_scores(image_embeddings, class_emb, logit_scale=100.0):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def evaluate(scores, y, num_classes=None):
-    """Accuracy, macro F1 and the predicted classes (the argmax of each row of scores)."""
-    from sklearn.metrics import f1_score
-
-    num_classes = num_classes or scores.shape[1]
-    y_pred = scores.argmax(axis=1)
-    f1 = f1_score(y, y_pred, average="macro", labels=range(num_classes), zero_division=0)
-    return float((y_pred == y).mean()), float(f1), y_pred
-
-
 def zero_shot(model, data, names, templates=TEMPLATES, batch_size=32):
-    """Both variants on the validation photos: {"single prompt": ..., "ensemble": ...}, each
-    {scores (N, C), accuracy, macro F1, y_pred}, and the images / s of the image tower (once compiled)."""
-    encode_images(model, data.x_val[:batch_size], batch_size)  # compiles the image tower: left out of the time
-    start = time.perf_counter()
+    """The zero-shot scores (N, C) of the validation photos against the classes said in `templates` (one: a single prompt)."""
     images = encode_images(model, data.x_val, batch_size)
-    speed = len(images) / (time.perf_counter() - start)
-    text = encode_prompts(model, names, templates)  # (C, T, P)
-    results = {}
-    for variant, per_template in (("single prompt", text[:, :1]), ("ensemble", text)):
-        scores = zero_shot_scores(images, class_embeddings(per_template), model.logit_scale)
-        accuracy, f1, y_pred = evaluate(scores, data.y_val, len(names))
-        results[variant] = dict(scores=scores, accuracy=accuracy, f1=f1, y_pred=y_pred)
-    return results, speed
+    return zero_shot_scores(images, class_embeddings(encode_prompts(model, names, templates)), model.logit_scale)
+
+
+def evaluate(model, data, names, templates=TEMPLATES, batch_size=32):
+    """{"val accuracy", "macro F1"} of zero-shot classification of `data`'s validation photos with `templates`."""
+    return metrics.classification(data.y_val, zero_shot(model, data, names, templates, batch_size).argmax(1), len(names))
+
+
+def images_per_second(model, data, batch_size=32):
+    """The image tower's speed once compiled: images / s over the validation photos (a first batch compiles)."""
+    encode_images(model, data.x_val[:batch_size].copy(), batch_size)
+    start = time.perf_counter()
+    encode_images(model, data.x_val, batch_size)
+    return len(data.x_val) / (time.perf_counter() - start)
 
 
 def top_prompts_figure(x, scores, names, y, template=TEMPLATES[0], top=3, title=None, ncols=4):
@@ -518,12 +485,11 @@ def compared_row(other, like):
 
 # ---------------------------------------------------------------- the lab
 def build_parser():
-    parser = cli.lab_parser("clip", __doc__, epochs=1, batch_size=32)
-    data = parser.add_argument_group("data")
-    data.add_argument("--data", nargs="+", default=list(DATASETS), choices=DATASETS,
+    """The lab's options: the shared ones that mean something here (nothing trains), the data, the model and prompts."""
+    parser = cli.lab_parser("clip", __doc__, trains=False, batch_size=32, batch_help="images per encoding batch (default: %(default)s)")
+    data = images.add_folder_options(parser, "any image folder instead of the labs' photos")
+    data.add_argument("--dataset", nargs="+", default=list(DATASETS), choices=DATASETS,
                       help="the labs' photos to classify (default: both); the validation split of each")
-    data.add_argument("--data-dir", type=Path, help="any image folder instead: train/ and val/ with one folder per class, or one folder per class")
-    data.add_argument("--val-split", type=cli.fraction, default=0.2, help="held-out fraction without a val/ folder (default: %(default)s)")
     model = parser.add_argument_group("model and prompts")
     model.add_argument("--preset", default=PRESET, help=f"keras-hub CLIP preset, handle, local folder or {TINY} (default: %(default)s)")
     model.add_argument("--classes", type=Path, metavar="FILE", help="readable class names: one a line in folder order, or JSON (list or {folder: name})")
@@ -533,52 +499,50 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def run_lab(args):
+    """Zero-shot from the parsed options: the class names said in the templates, every validation photo scored
+    with one prompt and with the ensemble, beside earlier runs (what `main` and the notebook run)."""
     if args.resume is not None:
         raise cli.LabError(f"--resume {args.resume}: the clip lab trains nothing, so there is nothing to resume; run it again with --out")
-    if args.data_dir is not None and not args.data_dir.is_dir():
-        from kcourse import images
-
-        raise cli.LabError(f"--data-dir {args.data_dir}: no such folder; {images.layout_help(args.data_dir)}")
     names_given = read_list(args.classes, "--classes") if args.classes is not None else None
     templates = read_templates(args.templates) if args.templates is not None else list(TEMPLATES)
     others = [read_run(folder) for folder in args.compare]  # before anything slow: a wrong folder is one line
     run = runs.start("clip", args)
 
     model = load_model(args.preset, args.seed)
-    datasets = load_data(args.data, args.data_dir, model.image_size, args.val_split, args.quick, args.seed)
-    prompts = {key: class_prompts(data.class_names, names_given, f"--classes {args.classes}") for key, data in datasets.items()}
+    photos = load_data(args.dataset, args.data_dir, model.image_size, args.val_split, args.quick, args.seed)
+    prompts = {key: class_prompts(data.class_names, names_given, f"--classes {args.classes}") for key, data in photos.items()}
     print(f"model {model.preset} ({model.weights} weights), {model.backbone.count_params():,} parameters, "
           f"images at {model.image_size} px, logit scale {model.logit_scale:.4g}")
     run.note(preset=model.preset, weights=model.weights, logit_scale=model.logit_scale, templates=templates,
-             data_used={key: data.name for key, data in datasets.items()},
-             classes={key: data.class_names for key, data in datasets.items()}, prompts=prompts)
+             data_used={key: data.name for key, data in photos.items()},
+             classes={key: data.class_names for key, data in photos.items()}, prompts=prompts)
+    run.outputs.update(model=model, photos=photos, prompts=prompts, scores={})
 
     matched = set()
-    for key, data in datasets.items():
+    for key, data in photos.items():
         names = prompts[key]
         print(f"\n{data!r}: {len(data.x_val)} validation photos; classes said as {', '.join(repr(n) for n in names)}")
-        results, speed = zero_shot(model, data, names, templates, args.batch_size)
+        speed = images_per_second(model, data, args.batch_size)
         figures = {"trainable params": 0, "total params": model.backbone.count_params()}
-        for variant, result in results.items():
-            count = 1 if variant == "single prompt" else len(templates)
+        for variant, used in (("single prompt", templates[:1]), ("ensemble", templates)):
+            scores = evaluate(model, data, names, used, args.batch_size)
             fitted = runs.Fitted(f"{'/'.join(data.class_names)}: {variant}", model.backbone, {}, dict(figures))
-            row = run.record(fitted, prompts=f"{count} template{'s' if count > 1 else ''}",
-                             **{"val images": len(data.x_val), "val accuracy": result["accuracy"], "macro F1": result["f1"]},
-                             run="this run", **{"samples / s": speed, "device": run.device})
+            row = run.record(fitted, prompts=f"{len(used)} template{'s' if len(used) > 1 else ''}",
+                             **{"val images": len(data.x_val), **scores}, run="this run",
+                             **{"samples / s": speed, "device": run.device})
+            print(f"zero-shot, {variant}: val accuracy {scores['val accuracy']:.3f}, macro F1 {scores['macro F1']:.3f}")
         for i, other in enumerate(others):  # the fine-tuned models on the same classes, beside
             if other["classes"] == data.class_names:
                 run.rows.append(compared_row(other, row))
                 matched.add(i)
         pick = shown(data.y_val)
-        ensemble = results["ensemble"]
+        ensemble = run.outputs["scores"][key] = zero_shot(model, data, names, templates, args.batch_size)
         title = f"CLIP {model.preset} zero-shot on {data.name}: ensemble of {len(templates)} templates" + (
             " (random weights: the scores mean nothing)" if model.weights == "random" else "")
-        path = run.savefig(top_prompts_figure(data.x_val[pick], ensemble["scores"][pick], names, data.y_val[pick], templates[0], title=title),
+        path = run.savefig(top_prompts_figure(data.x_val[pick], ensemble[pick], names, data.y_val[pick], templates[0], title=title),
                            f"zero_shot_{key}")
-        print(f"zero-shot accuracy: {results['single prompt']['accuracy']:.3f} with one prompt, "
-              f"{ensemble['accuracy']:.3f} with {len(templates)}; figure {path}")
+        print(f"figure {path}")
     for i, other in enumerate(others):
         if i not in matched:
             print(f"--compare {other['folder']}: its classes {other['classes']} are not those of any data here; shown last")

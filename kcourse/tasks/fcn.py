@@ -28,9 +28,12 @@ classifier's logits exactly; on a larger image, a map of logits, one every
   class "background" trained on crops of the canvas that hold no centred
   digit (empty, or digits shifted by 10 px or more).
 
+`--model-file cnn.keras` gives the lab a CNN the mnist lab saved: it is the
+"cnn" variant, loaded (its row says so) instead of trained.
+
     python -m kcourse.tasks.fcn                          # both variants, 5 test canvases
     python -m kcourse.tasks.fcn --quick                  # a smoke run in seconds
-    python -m kcourse.tasks.fcn --model runs/mnist-.../cnn.keras --variants cnn
+    python -m kcourse.tasks.fcn --model-file runs/mnist-.../cnn.keras --models cnn
     python -m kcourse.tasks.fcn --canvas 280 420 --digits 12 --threshold 0.8
 
 Offline, the digits are the MNIST lab's embedded ones (one line says so).
@@ -44,19 +47,19 @@ from pathlib import Path
 
 import numpy as np
 
-from kcourse import cli, runs
+from kcourse import cli, datasets, runs
 
-VARIANTS = ("cnn", "background")
+main = cli.lab_main(__name__)  # python -m kcourse.tasks.fcn: build_parser(), then run_lab(args)
+
+MODELS = ("cnn", "background")
 DIGIT = 28  # the classifier's input side
 BACKGROUND = 10  # the label of the 11th class
 
 
 # ---------------------------------------------------------------- data
 def load_data(path=None, quick=False, seed=0):
-    """The MNIST lab's digits (offline: its embedded ones): ((x_train, y_train), (x_test, y_test)), name."""
-    from kcourse.tasks import mnist
-
-    return mnist.load_data("auto", path, quick=quick, seed=seed)
+    """The MNIST lab's digits (kcourse.datasets.digits; offline its embedded ones)."""
+    return datasets.digits("auto", path, quick=quick, seed=seed)
 
 
 def background_crops(x, count, seed=0, min_shift=10):
@@ -83,10 +86,10 @@ def background_crops(x, count, seed=0, min_shift=10):
 
 
 def with_background(data, seed=0, fraction=0.5):
-    """The digits plus background crops (label 10), as many as `fraction` of the digits, shuffled."""
+    """(train, val): the digits plus background crops (label 10), as many as `fraction` of the digits, shuffled."""
     rng = np.random.default_rng(seed)
     out = []
-    for i, (x, y) in enumerate(data):
+    for i, (x, y) in enumerate((data.train, data.val)):
         crops = background_crops(x, int(fraction * len(x)), seed=seed + i)
         x2, y2 = np.concatenate([x, crops]), np.concatenate([y, np.full(len(crops), BACKGROUND, "int32")])
         order = rng.permutation(len(x2))
@@ -120,7 +123,7 @@ def make_canvas(x, y, size=(200, 300), digits=6, seed=0):
         canvas (H, W, 1) float32, and the placed digits as a list of dicts
         {"label", "top", "left", "y", "x"}: (top, left) the corner of the 28x28 frame,
         (y, x) the centre of the digit's ink (the embedded digits sit up to
-        4 px off their frame's centre).
+        6 px off their frame's centre).
     """
     corners = place_digits(size, digits, seed)
     chosen = np.random.default_rng(seed).integers(len(x), size=digits)
@@ -137,40 +140,29 @@ def make_canvas(x, y, size=(200, 300), digits=6, seed=0):
 
 
 # ---------------------------------------------------------------- the classifier and its conversion
-def build_classifier(classes=10, learning_rate=1e-3):
-    """The MNIST lab's vanilla CNN (27,830 parameters), with `classes` logits (11: + background); compiled."""
+def build_model(classes=10, learning_rate=1e-3):
+    """The MNIST lab's vanilla CNN (kcourse.models.build_cnn), with `classes` logits (11: + background); compiled."""
     import keras
 
-    from kcourse.tasks import mnist
+    from kcourse.models import build_cnn
     from kcourse.training import compile_model
 
-    cnn = mnist.build_cnn()
-    if classes != 10:
-        cnn = keras.Sequential([keras.Input((DIGIT, DIGIT, 1)), *cnn.layers[:-1], keras.layers.Dense(classes)],
-                               name=f"cnn_{classes}")
-    return compile_model(cnn, keras.optimizers.Adam(learning_rate))
+    return compile_model(build_cnn(classes=classes), keras.optimizers.Adam(learning_rate))
+
+
+MODEL_FILE = "a .keras file the mnist lab saved (runs/mnist-<time>-<backend>/cnn.keras)"
 
 
 def load_classifier(path):
     """A CNN the mnist lab saved (`cnn.keras`): (None, 28, 28, 1) in, (None, 10) logits out, ending in Flatten and Dense."""
-    import keras
-
-    path = Path(path)
-    expected = "a .keras file the mnist lab saved (runs/mnist-<time>-<backend>/cnn.keras)"
-    if not path.is_file():
-        raise cli.LabError(f"--model {path}: no such file; expected {expected}")
-    try:
-        model = keras.saving.load_model(path)
-    except Exception as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise cli.LabError(f"--model {path}: not a readable Keras model ({first}); expected {expected}") from None
+    model = runs.load_model_file(path, "--model-file", MODEL_FILE)
     shapes = f"got input {tuple(model.inputs[0].shape)}, output {tuple(model.outputs[0].shape)}"
     if tuple(model.inputs[0].shape) != (None, DIGIT, DIGIT, 1) or tuple(model.outputs[0].shape) != (None, 10):
-        raise cli.LabError(f"--model {path}: {shapes}; expected input (None, 28, 28, 1) and output (None, 10), {expected}")
+        raise cli.LabError(f"--model-file {path}: {shapes}; expected input (None, 28, 28, 1) and output (None, 10), {MODEL_FILE}")
     try:
         _split(model)
     except ValueError as error:
-        raise cli.LabError(f"--model {path}: {error}; expected {expected}") from None
+        raise cli.LabError(f"--model-file {path}: {error}; expected {MODEL_FILE}") from None
     return model
 
 
@@ -246,10 +238,10 @@ def check_size(fcn, height, width):
 
 def max_difference(classifier, fcn, x):
     """max |classifier(x) - fcn(x)| over 28x28 images x: the conversion is exact (float rounding)."""
-    import keras
+    from kcourse.training import predict
 
-    logits = keras.ops.convert_to_numpy(classifier(x, training=False))
-    maps = keras.ops.convert_to_numpy(fcn(x, training=False))  # (N, 1, 1, classes)
+    logits = predict(classifier, x, batch_size=256)
+    maps = predict(fcn, x, batch_size=256)  # (N, 1, 1, classes)
     return float(np.abs(maps[:, 0, 0, :] - logits).max())
 
 
@@ -258,8 +250,10 @@ def class_maps(fcn, canvas):
     """The per-class probability maps of the FCN on one canvas: (H', W', classes), softmax over the classes."""
     import keras
 
+    from kcourse.training import predict
+
     check_size(fcn, *canvas.shape[:2])
-    logits = fcn(canvas[None], training=False)[0]  # (H', W', classes)
+    logits = predict(fcn, canvas[None], batch_size=1)[0]  # (H', W', classes)
     return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
 
 
@@ -370,66 +364,77 @@ def plot_class_maps(maps):
 
 
 # ---------------------------------------------------------------- the lab
-def main(argv=None):
-    parser = cli.lab_parser("fcn", __doc__, epochs=5, batch_size=64, learning_rate=1e-3, quick={"canvases": 2})
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
+def evaluate(model, data):
+    """{"test accuracy"}: the classifier on the test digits (a kcourse.datasets.Digits)."""
+    from kcourse.training import predict_classes
+
+    return {"test accuracy": float((predict_classes(model, data.x_test, 256) == data.y_test).mean())}
+
+
+def build_parser():
+    """The lab's options: the shared ones, the models, a saved CNN, the canvases and the detector."""
+    # --quick: 12,000 digits (+ 6,000 backgrounds), 3 epochs: the classifiers find digits, in seconds
+    parser = cli.lab_parser("fcn", __doc__, epochs=5, batch_size=64, learning_rate=1e-3, quick={"canvases": 2, "epochs": 3})
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS,
                         help="cnn: the mnist CNN as it is; background: with an 11th class (default: both)")
-    parser.add_argument("--model", type=Path, help="a CNN the mnist lab saved (cnn.keras), used as the cnn variant instead of training one")
+    parser.add_argument("--model-file", type=Path, metavar="CNN.keras",
+                        help="a CNN the mnist lab saved (cnn.keras), used as the cnn variant instead of training one")
     parser.add_argument("--data", type=Path, help="local .npz in keras' mnist.npz layout")
-    parser.add_argument("--canvas", nargs=2, type=cli.positive_int, default=[200, 300], metavar=("H", "W"), help="default: 200 300")
-    parser.add_argument("--digits", type=cli.positive_int, default=6, help="digits per canvas (default: %(default)s)")
-    parser.add_argument("--canvases", type=cli.positive_int, default=5, help="test canvases (default: %(default)s, 2 with --quick)")
-    parser.add_argument("--threshold", type=cli.fraction, default=0.5, help="smallest probability detected (default: %(default)s)")
-    parser.add_argument("--tolerance", type=cli.positive_float, default=8.0, help="pixels between a right detection and the digit's centre (default: %(default)s)")
-    args = parser.parse_args(argv)
-    if args.model is not None and not args.model.is_file():
-        raise cli.LabError(f"--model {args.model}: no such file; expected a .keras file the mnist lab saved (runs/mnist-<time>-<backend>/cnn.keras)")
+    canvas = parser.add_argument_group("the canvases")
+    canvas.add_argument("--canvas", nargs=2, type=cli.positive_int, default=[200, 300], metavar=("H", "W"), help="default: 200 300")
+    canvas.add_argument("--digits", type=cli.positive_int, default=6, help="digits per canvas (default: %(default)s)")
+    canvas.add_argument("--canvases", type=cli.positive_int, default=5, help="test canvases (default: %(default)s, 2 with --quick)")
+    detector = parser.add_argument_group("the detector")
+    detector.add_argument("--threshold", type=cli.fraction, default=0.5, help="smallest probability detected (default: %(default)s)")
+    detector.add_argument("--tolerance", type=cli.positive_float, default=8.0, help="pixels between a right detection and the digit's centre (default: %(default)s)")
+    return parser
+
+
+def run_lab(args):
+    """TP5 part I from the parsed options: each classifier fitted (or given back), converted, its fields probed,
+    digits found on the canvases (what `main` and the notebook run)."""
     if min(args.canvas) < DIGIT:
         raise cli.LabError(f"--canvas {args.canvas[0]} {args.canvas[1]}: the FCN needs at least {DIGIT}x{DIGIT} pixels (its smallest input)")
     for k in range(args.canvases):  # the canvases fit (or a one-line error), before any data
         place_digits(tuple(args.canvas), args.digits, seed=args.seed + k)
-    if args.model is not None:
-        cli.use_backend(args.backend)
-    classifier = load_classifier(args.model) if args.model is not None else None  # before the run folder: a bad file leaves nothing
     run = runs.start("fcn", args)
     from kcourse import receptive_field
 
-    data, data_name = load_data(args.data, quick=args.quick, seed=args.seed)
-    (x_train, _), (x_test, y_test) = data
-    canvases = [make_canvas(x_test, y_test, tuple(args.canvas), args.digits, seed=args.seed + k) for k in range(args.canvases)]
-    run.note(data_used=data_name, model=str(args.model) if args.model else "trained here")
-    print(f"{data_name}: {len(x_train):,} train / {len(x_test):,} test digits; "
-          f"{args.canvases} canvases of {args.canvas[0]}x{args.canvas[1]} with {args.digits} digits each")
+    classifier = load_classifier(args.model_file) if args.model_file is not None else None
+    data = load_data(args.data, quick=args.quick, seed=args.seed)
+    canvases = [make_canvas(data.x_test, data.y_test, tuple(args.canvas), args.digits, seed=args.seed + k) for k in range(args.canvases)]
+    run.note(data_used=data.name, model=str(args.model_file) if args.model_file else "trained here")
+    print(f"{data!r}; {args.canvases} canvases of {args.canvas[0]}x{args.canvas[1]} with {args.digits} digits each")
+    run.outputs.update(data=data, canvases=canvases, fcns={}, localised={})
 
-    for name in args.variants:
+    for name in args.models:
         if name == "cnn" and classifier is not None:
-            fitted = runs.Fitted(name, classifier, {}, {"trainable params": classifier.count_params(),
-                                                        "total params": classifier.count_params(), "device": run.device})
-            print(f"\ncnn: loaded from {args.model}")
+            fitted = run.loaded(name, classifier, args.model_file)
         else:
-            classes, train = (11, with_background(data, seed=args.seed)) if name == "background" else (10, data)
-            fitted = run.fit(name, lambda: build_classifier(classes, args.learning_rate), *train)
+            classes, (train, val) = (11, with_background(data, seed=args.seed)) if name == "background" else (10, (data.train, data.val))
+            fitted = run.fit(name, lambda: build_model(classes, args.learning_rate), train, val)
         converted = to_fcn(fitted.model)
         converted.save(run.file(f"{name}_fcn.keras"))
-        difference = max_difference(fitted.model, converted, x_test[:512])
-        accuracy = float((fitted.model.predict(x_test, verbose=0).argmax(-1) == y_test).mean())
+        difference = max_difference(fitted.model, converted, data.x_test[:512])
 
         rows = receptive_field.receptive_fields(converted, tuple(args.canvas))
         field, jump = receptive_field.receptive_field_of(converted)
         centre = receptive_field.field_centre(converted, tuple(args.canvas))
         probe = receptive_field.probe_receptive_field(converted)
-        if name == args.variants[0]:
+        if name == args.models[0]:
             print(f"\n{converted.name} on a {args.canvas[0]}x{args.canvas[1]} canvas:\n{receptive_field.table(rows)}")
             print(f"output pixel (i, j) <- input centred at ({centre:g} + {jump} i, {centre:g} + {jump} j), field {field} "
                   f"(gradient probe: {probe['field'][0]}x{probe['field'][1]}); FCN vs classifier on 28x28: max |diff| {difference:.1e}")
             run.save_table("receptive_fields", rows)
+            run.outputs.update(fields=rows, field=field, jump=jump, centre=centre, probe=probe)
 
         figures, results = localise(converted, canvases, args.threshold, args.tolerance)
+        run.outputs["fcns"][name], run.outputs["localised"][name] = converted, results
         run.savefig(plot_localisation(results[0], centre, jump, name), f"localisation_{name}")
         run.savefig(plot_class_maps(results[0]["maps"]), f"class_maps_{name}")
         run.save_metrics(**{name: {"receptive field": field, "probed field": list(probe["field"]), "jump": jump}})
-        run.record(fitted, **{"test accuracy": accuracy, "fcn vs classifier": difference, **figures})
-    return run.finish(f"FCN localisation ({data_name}, threshold {args.threshold}, tolerance {args.tolerance:g} px)")
+        run.record(fitted, **evaluate(fitted.model, data), **{"fcn vs classifier": difference}, **figures)
+    return run.finish(f"FCN localisation ({data.name}, threshold {args.threshold}, tolerance {args.tolerance:g} px)")
 
 
 if __name__ == "__main__":

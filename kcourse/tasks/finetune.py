@@ -3,7 +3,8 @@
 The course's second exercise (II.A to II.D) on the Hymenoptera set (244 train /
 153 val photos of ants and bees, the PyTorch tutorial's zip):
 
-- II.A augmentation: random crop, flips, rotation, zoom and contrast, as Keras
+- II.A augmentation: random crop (images loaded at 8/7 of the input side, the
+  handout's Resize(256) / CenterCrop(224)), flips, rotation, zoom and contrast, as Keras
   preprocessing layers inside the model (active in `fit`, off in `predict`);
   `augmentation.png` shows what the model sees.
 - II.B a network off the shelf: keras-hub's `resnet_18_imagenet` backbone, its
@@ -36,135 +37,46 @@ The known presets: `keras_hub.models.ResNetBackbone.presets.keys()` (every
 image backbone: `keras_hub.models.Backbone.presets`). Offline, one line says so
 for each thing it could not download: without the images it trains on random
 crops of scikit-learn's two sample photos (china vs flower); without the
-preset it trains ResNet18 from random weights, and "fine-tuned" is left out
-(it would repeat scratch), with one line saying so.
+preset it trains ResNet18 from random weights, "fine-tuned" is left out
+(it would repeat scratch) and "frozen" trains a head on a random backbone,
+each said in one line.
 
 The run folder gets config.json, history_<model>.csv, <model>.keras (reload
 with `finetune.load_model`, which keeps the frozen backbone frozen),
 metrics.json, summary.csv, augmentation.png and learning_curves.png.
 """
 
-import argparse
-from pathlib import Path
 
 import numpy as np
 
-from kcourse import cli, runs
+from kcourse import cli, datasets, images, presets, runs
 
-HYMENOPTERA_URL = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"
+main = cli.lab_main(__name__)  # python -m kcourse.tasks.finetune: build_parser(), then run_lab(args)
+
 PRESET = "resnet_18_imagenet"
 MODELS = ("fine-tuned", "frozen", "scratch")
 FREEZE = ("none", "features", "all-but-head")
-# ResNet18 as keras-hub builds it (11,186,112 parameters, as the preset's): the
-# architecture for "scratch" when the preset's own config cannot be downloaded.
-RESNET18 = dict(
-    input_conv_filters=[64],
-    input_conv_kernel_sizes=[7],
-    stackwise_num_filters=[64, 128, 256, 512],
-    stackwise_num_blocks=[2, 2, 2, 2],
-    stackwise_num_strides=[1, 2, 2, 2],
-    block_type="basic_block",
-    use_pre_activation=False,
-)
-PRESET_HELP = "for a local copy: --preset path/to/folder, saved with save_to_preset"
-LIST_PRESETS = "list the known ones with keras_hub.models.ResNetBackbone.presets.keys() (every backbone: keras_hub.models.Backbone.presets)"
-
-
-def load_data(data_dir=None, image_size=224, val_split=0.2, quick=False, seed=0, crop_margin=0.125):
-    """The photos as a kcourse.images.ImageData (x in [0, 255], loaded a little larger than image_size).
-
-    Args:
-        data_dir: a local image folder (`train/` and `val/` with one folder per
-            class, or one folder per class split with `val_split`); by default
-            the Hymenoptera zip (downloaded once, cached), or offline the
-            embedded china/flower crops.
-        quick: at most 16 images per class and split.
-    """
-    from kcourse import downloads, images
-
-    limit = 16 if quick else None
-    if data_dir is not None:
-        return images.load_image_folder(data_dir, image_size, val_split, seed, crop_margin, limit)
-    path = downloads.download_or_none(
-        lambda: downloads.fetch("hymenoptera_data.zip", HYMENOPTERA_URL, extract=True),  # no published hash
-        "the Hymenoptera ants/bees photos",
-        "an embedded two-class set (random crops of scikit-learn's two sample photos, china.jpg vs flower.jpg)",
-    )
-    if path is None:
-        return images.embedded_two_class(image_size, 12 if quick else 60, seed=seed, crop_margin=crop_margin)
-    root = Path(path)
-    if not (root / "train").is_dir():
-        root = root / "hymenoptera_data"  # the zip holds one top folder
-    return images.load_image_folder(root, image_size, val_split, seed, crop_margin, limit)
-
-
-def _local(preset):
-    return "://" not in preset and ("/" in preset or "\\" in preset or Path(preset).exists())
-
-
-def check_preset(preset):
-    """A LabError unless `preset` is a known keras-hub name, a handle (kaggle://, hf://) or a preset folder.
-
-    Asks nothing of the network: an unknown name is not mistaken for being offline.
-    """
-    from kcourse import system
-
-    if _local(preset):
-        if not (Path(preset) / "config.json").is_file():
-            raise cli.LabError(
-                f"--preset {preset}: not a keras-hub preset folder (no config.json); "
-                f"save one with backbone.save_to_preset(folder), or give a preset name such as {PRESET}"
-            )
-    elif "://" not in preset and preset not in system.keras_hub().models.Backbone.presets:
-        raise cli.LabError(f"--preset {preset}: unknown keras-hub preset; {LIST_PRESETS}, e.g. {PRESET}")
 
 
 def load_backbone(preset=PRESET, pretrained=True):
-    """A keras-hub backbone and where its weights come from ("pretrained" or "random").
+    """A keras-hub image backbone and where its weights come from ("pretrained" or "random").
 
     `preset`: a keras-hub preset name, any keras-hub handle (kaggle://, hf://)
     or a local folder saved with `save_to_preset`. Offline, one line says so
-    and the same architecture is built with random weights (ResNet18's
-    configuration when the preset's own cannot be read).
+    and ResNet18 is built with random weights (kcourse.models.resnet_backbone).
     """
-    from kcourse import downloads, system
+    from kcourse import system
+    from kcourse.models import resnet_backbone
 
-    check_preset(preset)
+    presets.check(preset, "Backbone")
     keras_hub = system.keras_hub()  # ~7 s, and imports TensorFlow: only here
-    kind = "pretrained" if pretrained else "random"
-    if _local(preset):
-        return keras_hub.models.Backbone.from_preset(preset, load_weights=pretrained), kind
     if not pretrained and preset == PRESET:
-        return keras_hub.models.ResNetBackbone(**RESNET18), "random"  # the same architecture, no download
-    what, instead = f"the keras-hub preset {preset} ({PRESET_HELP})", "ResNet18 with random weights (from scratch)"
-    if preset.startswith("hf://") and not downloads.online("huggingface.co"):  # hf:// retries ~20 s offline
-        downloads.offline_notice(what, instead)
-        backbone = None
-    else:
-        backbone = downloads.download_or_none(
-            lambda: keras_hub.models.Backbone.from_preset(preset, load_weights=pretrained), what, instead
-        )
+        return resnet_backbone(18), "random"  # the same architecture, no download
+    backbone = presets.load(preset, lambda: keras_hub.models.Backbone.from_preset(preset, load_weights=pretrained),
+                            "ResNet18 with random weights (from scratch)")
     if backbone is None:
-        return keras_hub.models.ResNetBackbone(**RESNET18), "random"
-    return backbone, kind
-
-
-def starting_weights(backbone):
-    """The backbone's weights now, as NumPy copies that no training can touch.
-
-    Taken once, before any variant trains, so that every variant starts from
-    the preset's own weights whatever was trained before it (on torch,
-    `get_weights()` alone would share memory with the live variables).
-    """
-    return [np.array(w, copy=True) for w in backbone.get_weights()]
-
-
-def fresh_copy(backbone, weights=None):
-    """A new backbone of the same architecture: with `weights` (a list of arrays, e.g. starting_weights) or random ones."""
-    copy = backbone.__class__.from_config(backbone.get_config())
-    if weights is not None:
-        copy.set_weights(weights)
-    return copy
+        return resnet_backbone(18), "random"
+    return backbone, "pretrained" if pretrained else "random"
 
 
 def freeze(backbone, how):
@@ -203,7 +115,8 @@ def variants(models, weights, freeze_how="features"):
 
     Without pretrained weights (`weights == "random"`), "fine-tuned" would
     train the same random weights as "scratch": it is left out (replaced by
-    scratch if that is not asked for), with one line saying so.
+    scratch if that is not asked for), and "frozen" trains a head on a random
+    backbone; one line says each.
     """
     recipes = {"fine-tuned": (True, "none"), "frozen": (True, freeze_how), "scratch": (False, "none")}
     names = list(dict.fromkeys(models))
@@ -214,6 +127,9 @@ def variants(models, weights, freeze_how="features"):
         else:
             names[names.index("fine-tuned")] = "scratch"
             print("no pretrained weights: fine-tuned would be scratch under another name; training scratch")
+    if weights == "random" and "frozen" in names:
+        print("no pretrained weights: frozen trains its head on a random backbone's features "
+              "(what freezing keeps needs the preset)")
     return [(name, *recipes[name]) for name in names]
 
 
@@ -228,7 +144,6 @@ def build_model(backbone, num_classes, input_size, augment=None, freeze_how="non
     import keras
     from keras import layers
 
-    from kcourse import images
     from kcourse.training import compile_model
 
     freeze(backbone, freeze_how)
@@ -265,41 +180,26 @@ def load_model(path):
 
 
 def evaluate(model, data, batch_size=32):
-    """Validation accuracy, macro F1 and the predicted classes."""
-    from sklearn.metrics import f1_score
+    """{"val accuracy", "macro F1"} on the validation photos (an images.ImageData)."""
+    from kcourse import metrics
+    from kcourse.training import predict_classes
 
-    y_pred = model.predict(data.x_val, batch_size=batch_size, verbose=0).argmax(-1)
-    f1 = f1_score(data.y_val, y_pred, average="macro", labels=range(len(data.class_names)), zero_division=0)
-    return float((y_pred == data.y_val).mean()), float(f1), y_pred
-
-
-def _image_size(text):
-    value = int(text)
-    if value < 16:
-        raise argparse.ArgumentTypeError(f"{value} is too small: use 16 or more (ResNet divides the side by 32)")
-    return value
-
-
-def _unit(text):
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"{value:g} is not allowed: it must lie in [0, 1)")
-    return value
+    return metrics.classification(data.y_val, predict_classes(model, data.x_val, batch_size), len(data.class_names))
 
 
 def build_parser():
     """The lab's options: the shared ones, the data, the augmentation (II.A) and the models (II.B, II.D)."""
     parser = cli.lab_parser("finetune", __doc__, epochs=10, batch_size=32, learning_rate=1e-3, quick={"image_size": 64})
-    data = parser.add_argument_group("data")
-    data.add_argument("--data-dir", type=Path, help="local image folder: train/ and val/ with one folder per class, or one folder per class")
-    data.add_argument("--val-split", type=cli.fraction, default=0.2, help="held-out fraction when there is no val/ folder (default: %(default)s)")
-    data.add_argument("--image-size", type=_image_size, default=224, help="model input side, 16 or more; smaller is faster (default: %(default)s, 64 with --quick)")
+    data = images.add_folder_options(parser, "local image folder instead of the ants and bees")
+    data.add_argument("--image-size", type=cli.number(int, low=16, why="ResNet divides the side by 32"), default=224,
+                      help="model input side, 16 or more; smaller is faster (default: %(default)s, 64 with --quick)")
     aug = parser.add_argument_group("augmentation (II.A)")
-    aug.add_argument("--crop-margin", type=_unit, default=0.125, help="images are loaded this much larger and randomly cropped; 0: no crop (default: %(default)s)")
+    aug.add_argument("--crop-margin", type=cli.unit, default=images.CROP_MARGIN,
+                     help="images are loaded this much larger and randomly cropped; 0: no crop (default: 1/7, 256 px for 224)")
     aug.add_argument("--flip", default="horizontal", choices=["horizontal", "vertical", "horizontal_and_vertical", "none"], help="default: %(default)s")
-    aug.add_argument("--rotation", type=_unit, default=0.0, help="largest rotation, fraction of a turn (default: %(default)s)")
-    aug.add_argument("--zoom", type=_unit, default=0.0, help="largest zoom, fraction of the side (default: %(default)s)")
-    aug.add_argument("--contrast", type=_unit, default=0.0, help="largest contrast change (default: %(default)s)")
+    aug.add_argument("--rotation", type=cli.unit, default=0.0, help="largest rotation, fraction of a turn (default: %(default)s)")
+    aug.add_argument("--zoom", type=cli.unit, default=0.0, help="largest zoom, fraction of the side (default: %(default)s)")
+    aug.add_argument("--contrast", type=cli.unit, default=0.0, help="largest contrast change (default: %(default)s)")
     model = parser.add_argument_group("models (II.B, II.D)")
     model.add_argument("--models", nargs="+", default=["fine-tuned"], choices=MODELS,
                        help="trained in turn, everything else equal (default: fine-tuned; II.D: fine-tuned frozen scratch)")
@@ -308,32 +208,32 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def run_lab(args):
+    """II.A to II.D from the parsed options: the photos, the preset's backbone, its weights kept, then each variant
+    fitted from them and scored (what `main` and the notebook run)."""
     run = runs.start("finetune", args)
-    from kcourse import images
-
-    check_preset(args.preset)  # before any download: an unknown name is one line
-    data = load_data(args.data_dir, args.image_size, args.val_split, args.quick, args.seed, args.crop_margin)
+    presets.check(args.preset, "Backbone")  # before any download: an unknown name is one line
+    data = datasets.ants_bees(args.image_size, args.data_dir, args.val_split, args.quick, args.seed, args.crop_margin)
     backbone, weights = load_backbone(args.preset, pretrained=any(m != "scratch" for m in args.models))
-    start = starting_weights(backbone)  # before any training: every variant starts from the preset's weights
+    start = presets.weights_of(backbone)  # before any training: every variant starts from the preset's weights
     todo = variants(args.models, weights, args.freeze)
     run.note(data_used=data.name, classes=data.class_names, weights=weights)
+    run.outputs.update(data=data, backbone=backbone, start=start, weights=weights)
     print(f"{data!r}\nbackbone {args.preset} ({weights} weights)")
 
     def augment():
-        return images.augmentation(args.image_size, args.crop_margin > 0, args.flip, args.rotation, args.zoom, args.contrast, seed=args.seed)
+        return images.augmentation(args.image_size, args.crop_margin > 0, args.flip, args.rotation, args.zoom, args.contrast,
+                                   seed=args.seed, input_size=data.x_train.shape[1])
 
     shown = np.concatenate([np.flatnonzero(data.y_train == c)[:2] for c in range(len(data.class_names))])
     run.savefig(images.augmentation_figure(data.x_train[shown], augment(), data.class_names, data.y_train[shown]), "augmentation")
     for name, pretrained, freeze_how in todo:
         def build(pretrained=pretrained, freeze_how=freeze_how, name=name):
-            copy = fresh_copy(backbone, start if pretrained else None)
+            copy = presets.fresh_copy(backbone, start if pretrained else None)
             return build_model(copy, len(data.class_names), data.x_train.shape[1], augment(), freeze_how, args.learning_rate, name)
 
         fitted = run.fit(name, build, (data.x_train, data.y_train), (data.x_val, data.y_val))
-        accuracy, f1, _ = evaluate(fitted.model, data, args.batch_size)
-        run.record(fitted, weights=weights if pretrained else "random", freeze=freeze_how, **{"val accuracy": accuracy, "macro F1": f1})
+        run.record(fitted, weights=weights if pretrained else "random", freeze=freeze_how, **evaluate(fitted.model, data, args.batch_size))
     return run.finish(f"{' vs '.join(data.class_names)} ({data.name})")
 
 

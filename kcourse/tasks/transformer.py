@@ -13,31 +13,45 @@ an encoder block, by formula and by Keras' count_params().
 
     python -m kcourse.tasks.transformer                       # 20,000 sentences, 5 epochs
     python -m kcourse.tasks.transformer --quick               # a smoke run in seconds
-    python -m kcourse.tasks.transformer --pe sinusoidal learned   # the two positional encodings in turn
+    python -m kcourse.tasks.transformer --models sinusoidal learned   # the two positional encodings in turn
     python -m kcourse.tasks.transformer --embeddings runs/word2vec-.../embeddings.npz  # frozen word2vec vectors
     python -m kcourse.tasks.transformer --sentence "the capital of france is paris"
 
-The run folder gets config.json, history_<pe>.csv and <pe>.keras per model
+The variants (--models) are named by their positional encoding. The run
+folder gets config.json, history_<pe>.csv and <pe>.keras per model
 (keras.saving.load_model), metrics.json, summary.csv, the learning curves,
 `attention_<k>.png` for each sentence, `stability.csv` and `parameters.csv`.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from kcourse import cli, runs, text
+from kcourse import cli, parameters, runs, text
+from kcourse.splits import Splits
+
+main = cli.lab_main(__name__)  # python -m kcourse.tasks.transformer: build_parser(), then run_lab(args)
 
 SENTENCES = (
     "the capital of france is paris",
     "despite debates, tokyo remains the capital of japan",
     "people know that rome belongs to italy, but some mention ottawa incorrectly",
 )
-PE_MODES = ("sinusoidal", "learned")
+MODELS = ("sinusoidal", "learned")  # the positional encodings compared
+
+
+@dataclass
+class Sentences(Splits):
+    """The corpus as token ids (N, max_len), [CLS] first, and labels (N,), split train / val; the val sentences' text."""
+
+    val_sentences: list
+    vocab: object
+    corpus: list
 
 
 def load_data(n_sentences=20_000, seed=0, max_len=32, vocab=None, val_fraction=0.2):
-    """Token ids (N, max_len) with [CLS] first, labels (N,), split train/val; and the vocabulary.
+    """The corpus's sentences as a `Sentences`, split at random into train and validation.
 
     `vocab` (e.g. the word2vec lab's) is used as given; otherwise one is built on the corpus.
     """
@@ -49,7 +63,7 @@ def load_data(n_sentences=20_000, seed=0, max_len=32, vocab=None, val_fraction=0
     order = np.random.default_rng(seed).permutation(len(x))
     n_val = max(1, int(len(x) * val_fraction))
     val, tr = order[:n_val], order[n_val:]
-    return ((x[tr], y[tr]), (x[val], y[val])), vocab, corpus
+    return Sentences(x[tr], y[tr], x[val], y[val], [corpus[i] for i in val], vocab, corpus)
 
 
 def build_model(vocab, max_len=32, d_model=64, n_heads=2, n_layers=2, pe="sinusoidal", drop=0.1,
@@ -76,11 +90,12 @@ def build_model(vocab, max_len=32, d_model=64, n_heads=2, n_layers=2, pe="sinuso
 
 
 def evaluate(model, data):
-    """Validation accuracy, and the majority-class rate it must beat (always answering the commoner class)."""
-    (_, _), (x_val, y_val) = data
-    y_pred = model.predict(x_val, verbose=0).argmax(-1)
-    majority = max(float(y_val.mean()), 1.0 - float(y_val.mean()))
-    return float((y_pred == y_val).mean()), majority
+    """{"val accuracy", "majority rate"}: on the validation sentences, and the rate it must beat (always the commoner class)."""
+    from kcourse.training import predict_classes
+
+    y_pred = predict_classes(model, data.x_val, 256)
+    majority = max(float(data.y_val.mean()), 1.0 - float(data.y_val.mean()))
+    return {"val accuracy": float((y_pred == data.y_val).mean()), "majority rate": majority}
 
 
 def check_heads(d_model, n_heads):
@@ -102,63 +117,6 @@ def check_sentences(sentences, max_len):
                 f"the sentence {sentence[:60]!r} has {n} tokens with [CLS], more than the maximum length {max_len}; "
                 f"shorten it or raise --max-len"
             )
-
-
-def parameter_formulas(d_model=64, n_heads=2, mlp_ratio=2.0, n_layers=2, vocab_size=None, max_len=32,
-                       num_classes=2, pe="sinusoidal", embed_dim=None):
-    """The TP4 review questions: the weights of kcourse's layers, by formula and by Keras' count_params().
-
-    - MultiHeadSelfAttention: Wq, Wk, Wv, Wo are d x d each, 4 d^2 weights
-      (4 d^2 + 4 d with biases), whatever `n_heads` is: the heads do not get
-      matrices of their own, each is a slice of d / n_heads of the same d
-      outputs (Q is reshaped (B, L, d) -> (B, n_heads, L, d / n_heads)).
-    - EncoderBlock: 4 d^2 + 2 r d^2 (the MLP d -> r d -> d, r = mlp_ratio),
-      plus the MLP's biases r d + d and two LayerNorms' gamma and beta, 4 d.
-    - TinyTransformerClassifier (with `vocab_size`): the embedding V e (and a
-      projection e d + d when e != d), learned positions max_len d,
-      n_layers blocks, the final LayerNorm 2 d and the head d C + C.
-
-    Returns a list of rows {"part", "formula", "computed", "keras count_params"},
-    the count of the real kcourse layer next to the formula's.
-    """
-    from kcourse.layers import EncoderBlock, MultiHeadSelfAttention
-    from kcourse.models import TinyTransformerClassifier
-
-    d, r, hidden = d_model, mlp_ratio, int(d_model * mlp_ratio)
-
-    def counted(layer, shape):
-        layer.build(shape)
-        return layer.count_params()
-
-    tokens = (None, None, d)  # (B, L, d_model)
-    rows = [
-        {"part": f"MultiHeadSelfAttention(d_model={d}, n_heads={n_heads})", "formula": "4 d^2 (Wq, Wk, Wv, Wo: d x d, no bias)",
-         "computed": 4 * d * d, "keras count_params": counted(MultiHeadSelfAttention(d, n_heads), tokens)},
-    ]
-    if n_heads != 1:
-        rows.append({"part": f"MultiHeadSelfAttention(d_model={d}, n_heads=1)", "formula": "4 d^2 also: heads slice Q, K, V, no new matrices",
-                     "computed": 4 * d * d, "keras count_params": counted(MultiHeadSelfAttention(d, 1), tokens)})
-    rows += [
-        {"part": f"MultiHeadSelfAttention(d_model={d}, n_heads={n_heads}, use_bias=True)", "formula": "4 d^2 + 4 d",
-         "computed": 4 * d * d + 4 * d, "keras count_params": counted(MultiHeadSelfAttention(d, n_heads, use_bias=True), tokens)},
-        {"part": f"EncoderBlock(d_model={d}, n_heads={n_heads}, mlp_ratio={r:g})",
-         "formula": "4 d^2 + 2 r d^2 + (r d + d) MLP biases + 4 d LayerNorms",
-         "computed": 4 * d * d + 2 * d * hidden + hidden + d + 4 * d,
-         "keras count_params": counted(EncoderBlock(d, n_heads, r), tokens)},
-    ]
-    if vocab_size is not None:
-        e = d if embed_dim is None else embed_dim
-        block = rows[-1]["computed"]
-        parts = ["V e" + (" + e d + d" if e != d else ""), *(["max_len d"] if pe == "learned" else []),
-                 f"{n_layers} blocks", "2 d", "d C + C"]
-        computed = (vocab_size * e + (e * d + d if e != d else 0) + (max_len * d if pe == "learned" else 0)
-                    + n_layers * block + 2 * d + d * num_classes + num_classes)
-        model = TinyTransformerClassifier(vocab_size, max_len, d, n_heads, n_layers, num_classes, embed_dim=e,
-                                          mlp_ratio=r, pe=pe)
-        rows.append({"part": f"TinyTransformerClassifier(V={vocab_size}, e={e}, n_layers={n_layers}, pe={pe})",
-                     "formula": " + ".join(parts), "computed": computed,
-                     "keras count_params": counted(model, (None, max_len))})
-    return rows
 
 
 def attention(model, vocab, sentences):
@@ -237,12 +195,14 @@ def attention_stability(model, vocab, sentences, n=200, seed=0):
 def build_parser():
     """The lab's options: the shared ones, the corpus, the model and the sentences to draw."""
     parser = cli.lab_parser("transformer", __doc__, epochs=5, batch_size=64, learning_rate=1e-3, quick={"sentences": 1000})
-    parser.add_argument("--sentences", type=cli.positive_int, default=20_000, help="corpus size (default: %(default)s, 1000 with --quick)")
-    parser.add_argument("--max-len", type=cli.positive_int, default=32, help="tokens per sequence with [CLS] (default: %(default)s)")
-    parser.add_argument("--d-model", type=cli.positive_int, default=64, help="default: %(default)s")
-    parser.add_argument("--heads", type=cli.positive_int, default=2, help="must divide --d-model (default: %(default)s)")
-    parser.add_argument("--layers", type=cli.positive_int, default=2, help="default: %(default)s")
-    parser.add_argument("--pe", nargs="+", default=["sinusoidal"], choices=PE_MODES,
+    data = parser.add_argument_group("the sentences")
+    data.add_argument("--sentences", type=cli.positive_int, default=20_000, help="corpus size (default: %(default)s, 1000 with --quick)")
+    data.add_argument("--max-len", type=cli.positive_int, default=32, help="tokens per sequence with [CLS] (default: %(default)s)")
+    model = parser.add_argument_group("the model")
+    model.add_argument("--d-model", type=cli.positive_int, default=64, help="default: %(default)s")
+    model.add_argument("--heads", type=cli.positive_int, default=2, help="must divide --d-model (default: %(default)s)")
+    model.add_argument("--layers", type=cli.positive_int, default=2, help="default: %(default)s")
+    parser.add_argument("--models", nargs="+", default=["sinusoidal"], choices=MODELS,
                         help="positional encodings, one model each, trained in turn (default: sinusoidal)")
     parser.add_argument("--embeddings", type=Path, help="embeddings.npz from kcourse.tasks.word2vec (its vocabulary is used)")
     frozen = parser.add_mutually_exclusive_group()
@@ -262,45 +222,43 @@ def draw_attention(run, model, vocab, sentences):
         run.savefig(attention_figure(tokens[k], maps, k, title), f"attention_{k + 1}")
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def run_lab(args):
+    """Steps 3-4 from the parsed options: the sentences, each positional encoding fitted, attention maps and their
+    stability, the weights by formula (what `main` and the notebook run)."""
     shown = args.sentence or list(SENTENCES)
-    check_heads(args.d_model, args.heads)  # before the run folder
+    check_heads(args.d_model, args.heads)
     check_sentences(shown, args.max_len)
     run = runs.start("transformer", args)
-    from kcourse.tasks.word2vec import load_embeddings
-
-    embeddings, vocab = load_embeddings(args.embeddings) if args.embeddings else (None, None)
-    data, vocab, corpus = load_data(args.sentences, args.seed, args.max_len, vocab)
-    (x_train, y_train), (x_val, _) = data
-    print(f"{len(x_train):,} train / {len(x_val):,} val sentences of {args.max_len} tokens; "
-          f"vocabulary {len(vocab)}; European share {y_train.mean():.3f}")
-    models = {}
-    for pe in dict.fromkeys(args.pe):
-        build = lambda pe=pe: build_model(vocab, args.max_len, args.d_model, args.heads, args.layers, pe, embeddings=embeddings,
+    embeddings, vocab = text.load_embeddings(args.embeddings) if args.embeddings else (None, None)
+    data = load_data(args.sentences, args.seed, args.max_len, vocab)
+    vocab = data.vocab
+    print(f"{len(data.x_train):,} train / {len(data.x_val):,} val sentences of {args.max_len} tokens; "
+          f"vocabulary {len(vocab)}; European share {data.y_train.mean():.3f}")
+    run.outputs.update(data=data)
+    for pe in dict.fromkeys(args.models):
+        build = lambda pe=pe: build_model(vocab, args.max_len, args.d_model, args.heads, args.layers, pe, embeddings=embeddings,  # noqa: E731
                                           freeze_embeddings=args.freeze, learning_rate=args.learning_rate)
-        fitted = run.fit(pe, build, *data)
-        models[pe] = fitted.model
-        accuracy, majority = evaluate(fitted.model, data)
-        run.record(fitted, **{"val accuracy": accuracy, "majority rate": majority, "val loss": fitted.history["val_loss"][-1]})
+        fitted = run.fit(pe, build, data.train, data.val)
+        run.record(fitted, **evaluate(fitted.model, data), **{"val loss": fitted.history["val_loss"][-1]})
 
-    model = models[args.pe[0]]
+    model = run.fitted[args.models[0]].model
     draw_attention(run, model, vocab, shown)
-    val_sentences = [corpus[i] for i in np.random.default_rng(args.seed).permutation(len(corpus))[: len(x_val)]]
-    stability, same, n = attention_stability(model, vocab, val_sentences, seed=args.seed)
+    stability, same, n = attention_stability(model, vocab, data.val_sentences, seed=args.seed)
     run.save_table("stability", stability)
     run.save_metrics(stability=stability, same_prediction_after_swap=same, swapped_sentences=n)
     print(f"\nstep 4, stability: one capital swapped for another in {n} validation sentences "
-          f"({args.pe[0]} model); the prediction stays the same for {same:.1%}")
+          f"({args.models[0]} model); the prediction stays the same for {same:.1%}")
     for row in stability:
         print(f"  layer {row['layer']}: mean |dA| {row['mean |dA|']:.4f}, TV of the [CLS] row {row['TV of [CLS] row']:.4f}")
     embed_dim = None if embeddings is None else embeddings.shape[1]
-    formulas = parameter_formulas(args.d_model, args.heads, model.mlp_ratio, args.layers, len(vocab), args.max_len, pe=args.pe[0], embed_dim=embed_dim)
+    formulas = parameters.transformer_formulas(args.d_model, args.heads, model.mlp_ratio, args.layers, len(vocab), args.max_len,
+                                               pe=args.models[0], embed_dim=embed_dim)
     run.save_table("parameters", formulas)
+    run.outputs.update(formulas=formulas, stability=stability)
     print("\nthe TP4 review: weights by formula (d = d_model, r = mlp_ratio, V = vocabulary, C = classes) and by count_params()")
     for row in formulas:
         print(f"  {row['part']:<62} {row['formula']:<56} {row['computed']:>9,} {row['keras count_params']:>9,}")
-    return run.finish(f"Tiny Transformer, European country? ({len(corpus):,} sentences)")
+    return run.finish(f"Tiny Transformer, European country? ({len(data.corpus):,} sentences)")
 
 
 if __name__ == "__main__":

@@ -30,13 +30,15 @@ same images serve every kind of supervision. The variants (--models):
 A U-Net of depth d pools d times: it trains on sizes that are multiples of
 2^d (--image-size), and `predict_any_size` segments any size, odd ones
 included, by padding to the next multiple (reflection) and cropping back;
-each run segments images of an odd size to show it.
+each run segments images of an odd size to show it. IoU figures are named
+as Keras names its metric, `mean_iou` (and `iou_<class>`), in the history and
+the summary alike.
 
     python -m kcourse.tasks.unet                          # every variant: 5 epochs of 4,000 images of 48x48 each
     python -m kcourse.tasks.unet --quick                  # a smoke run in seconds
     python -m kcourse.tasks.unet --models unet no-skip    # the skip-connection comparison only
     python -m kcourse.tasks.unet --depth 4 --image-size 96 --base-filters 8   # deeper, thinner
-    python -m kcourse.tasks.unet --predict runs/unet-.../unet.keras --image-size 75   # a saved model, any size
+    python -m kcourse.tasks.unet --model-file runs/unet-.../unet.keras --image-size 75   # a saved model, any size
 
 With the defaults (U-Net of depth 3 and 16 filters, 4,000 images, 5 epochs
 of batches of 16), one run on a 2-core CPU (torch) took 28 min, 5 per
@@ -44,8 +46,8 @@ variant, and gave: mean IoU 0.909 for the U-Net, 0.878 without skips,
 0.691 from boxes and 0.493 from image labels; denoising from 14.0 to 25.7 dB.
 
 The run folder gets config.json, history_<model>.csv, <model>.keras,
-metrics.json, summary.csv (mean IoU and per-class IoU, PSNR), supervision.csv
-(mean IoU for full, box and image-level supervision), learning_curves.png,
+metrics.json, summary.csv (mean_iou and per-class iou, PSNR), supervision.csv
+(mean_iou for full, box and image-level supervision), learning_curves.png,
 segmentation.png (input / truth / each model's prediction), denoising.png
 (noisy / denoised / clean) and weak_supervision.png (the box masks, the CAMs
 and their pseudo-masks).
@@ -58,6 +60,8 @@ import numpy as np
 from kcourse import cli, runs, shapes
 from kcourse.shapes import CLASSES
 
+main = cli.lab_main(__name__)  # python -m kcourse.tasks.unet: build_parser(), then run_lab(args)
+
 MODELS = ("unet", "no-skip", "denoise", "box", "image-labels")
 SUPERVISION = {"unet": "full masks", "no-skip": "full masks", "denoise": "clean images", "box": "boxes",
                "image-labels": "image labels", "cam-classifier": "image labels"}
@@ -65,7 +69,7 @@ NUM_CLASSES = len(CLASSES)  # background included
 
 
 # ---------------------------------------------------------------- data
-def load_data(image_size=48, train_size=1000, test_size=200, noise=0.2, seed=0, classes=CLASSES[1:]):
+def load_data(image_size=48, train_size=4000, test_size=200, noise=0.2, seed=0, classes=CLASSES[1:]):
     """Simulated train and test images (kcourse.shapes), drawn with different seeds.
 
     `classes`: the shapes drawn (all three by default; a subset makes an easier task).
@@ -89,7 +93,7 @@ def check_size(image_size, depth):
         nearest = f"{below} or {above}" if below >= 8 else f"{above}"
         raise cli.LabError(
             f"--image-size {image_size} is not a multiple of 2^depth = {multiple} (--depth {depth}): "
-            f"train on {nearest}; a trained model segments any size (--predict)"
+            f"train on {nearest}; a trained model segments any size (--model-file)"
         )
     return image_size
 
@@ -158,17 +162,11 @@ def build_classifier(num_classes, depth=3, base_filters=16, norm="batch"):
 
 
 def load_model(path):
-    """A `<model>.keras` this lab saved (LabError if the file is missing or is not one)."""
-    import keras
-
-    path = Path(path)
-    if not path.is_file():
-        raise cli.LabError(f"--predict {path}: no such file; give a <model>.keras that a unet run saved (runs/unet-.../unet.keras)")
-    try:
-        return keras.saving.load_model(path)
-    except Exception as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise cli.LabError(f"--predict {path}: not a Keras model file ({first[:120]})") from None
+    """A segmentation `<model>.keras` this lab saved (LabError if the file is missing or is not one)."""
+    model = runs.load_model_file(path, "--model-file", "a <model>.keras that a unet run saved (runs/unet-.../unet.keras)")
+    if getattr(model, "num_outputs", None) != NUM_CLASSES:
+        raise cli.LabError(f"--model-file {path}: not one of this lab's segmentation U-Nets (unet, no-skip, box or image-labels .keras)")
+    return model
 
 
 # ---------------------------------------------------------------- any size
@@ -180,14 +178,15 @@ def predict_any_size(model, images, multiple=None, batch_size=32):
     then halves an even size), run through the model, and the output cropped
     back to `(N, H, W, outputs)`.
     """
+    from kcourse.training import predict
+
     if multiple is None:
         multiple = 2 ** getattr(model, "depth", 0)
     images = np.asarray(images, "float32")
     height, width = images.shape[1:3]
     pad_h, pad_w = -height % multiple, -width % multiple
     padded = np.pad(images, [(0, 0), (0, pad_h), (0, pad_w), (0, 0)], mode="reflect" if min(height, width) > 1 else "edge")
-    outputs = model.predict(padded, batch_size=batch_size, verbose=0)
-    return np.asarray(outputs)[:, :height, :width]
+    return predict(model, padded, batch_size)[:, :height, :width]
 
 
 # ---------------------------------------------------------------- metrics
@@ -202,10 +201,10 @@ def iou_per_class(truth, predicted, num_classes=NUM_CLASSES):
 
 
 def iou_scores(truth, predicted):
-    """{"mean IoU", "IoU <class>" for each class}: the mean over the 4 classes, background included (as
-    keras.metrics.MeanIoU)."""
+    """{"mean_iou", "iou_<class>" for each class}: the mean over the 4 classes, background included (as
+    keras.metrics.MeanIoU, whose name the history uses)."""
     per_class = iou_per_class(truth, predicted)
-    return {"mean IoU": float(np.nanmean(per_class)), **{f"IoU {name}": float(v) for name, v in zip(CLASSES, per_class)}}
+    return {"mean_iou": float(np.nanmean(per_class)), **{f"iou_{name}": float(v) for name, v in zip(CLASSES, per_class)}}
 
 
 def segment(model, images, batch_size=32):
@@ -214,9 +213,8 @@ def segment(model, images, batch_size=32):
 
 
 def evaluate(model, data, batch_size=32):
-    """Per-class IoU and mean IoU of a segmentation model on `data` (a Shapes), and its predicted masks."""
-    predicted = segment(model, data.images, batch_size)
-    return iou_scores(data.masks, predicted), predicted
+    """{"mean_iou", "iou_<class>"} of a segmentation model on `data` (a Shapes)."""
+    return iou_scores(data.masks, segment(model, data.images, batch_size))
 
 
 def psnr(reference, image, peak=1.0):
@@ -226,9 +224,9 @@ def psnr(reference, image, peak=1.0):
 
 
 def evaluate_denoising(model, data, batch_size=32):
-    """{"PSNR noisy", "PSNR denoised"} (dB, against the clean images) and the denoised images."""
+    """{"PSNR noisy", "PSNR denoised"}: dB against the clean images, of the input and of the model's output."""
     denoised = predict_any_size(model, data.images, batch_size=batch_size)
-    return {"PSNR noisy": psnr(data.clean, data.images), "PSNR denoised": psnr(data.clean, denoised)}, denoised
+    return {"PSNR noisy": psnr(data.clean, data.images), "PSNR denoised": psnr(data.clean, denoised)}
 
 
 # ---------------------------------------------------------------- weak supervision
@@ -241,9 +239,11 @@ def class_activation_maps(classifier, images, upsample=True, batch_size=32):
     """
     import keras
 
+    from kcourse.training import predict
+
     features = keras.Model(classifier.inputs, classifier.get_layer("features").output)
     kernel, bias = classifier.get_layer("classes").get_weights()
-    maps = np.asarray(features.predict(np.asarray(images, "float32"), batch_size=batch_size, verbose=0))  # (N, h, w, F)
+    maps = predict(features, np.asarray(images, "float32"), batch_size)  # (N, h, w, F)
     cams = maps @ kernel + bias  # (N, h, w, classes)
     if not upsample:
         return cams
@@ -287,7 +287,9 @@ def weak_masks(kind, data, classifier=None, threshold=0.5):
 
 def predicted_labels(classifier, images, batch_size=32):
     """The classifier's image-level labels (N, C): logit > 0, i.e. probability > 0.5."""
-    return (np.asarray(classifier.predict(np.asarray(images, "float32"), batch_size=batch_size, verbose=0)) > 0).astype("float32")
+    from kcourse.training import predict
+
+    return (predict(classifier, np.asarray(images, "float32"), batch_size) > 0).astype("float32")
 
 
 # ---------------------------------------------------------------- figures
@@ -358,67 +360,49 @@ def plot_weak(images, truth, box_masks=None, cams=None, pseudo=None, n=6):
 
 
 # ---------------------------------------------------------------- the lab
-COLUMNS = ("supervision", "mean IoU", *(f"IoU {c}" for c in CLASSES), "target IoU", "PSNR noisy", "PSNR denoised")
-
-
-def _row(name, scores=None, target=None, denoising=None):
-    """A summary row with every column (blank where a figure does not apply)."""
-    row = dict.fromkeys(COLUMNS, "")
-    row["supervision"] = SUPERVISION[name]
-    row.update(scores or {})
-    row.update(denoising or {})
-    if target is not None:
-        row["target IoU"] = target
-    return row
-
-
 def build_parser():
+    """The lab's options: the shared ones, the models, the simulated images, the U-Net's size, a saved model."""
     parser = cli.lab_parser(
         "unet", __doc__, epochs=5, batch_size=16, learning_rate=3e-3,
         quick={"train_size": 96, "test_size": 24, "image_size": 32, "base_filters": 4, "depth": 2},
     )
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="default: all of them")
-    parser.add_argument("--image-size", type=cli.positive_int, default=48, help="a multiple of 2^depth (default: %(default)s)")
-    parser.add_argument("--depth", type=cli.positive_int, default=3, help="poolings in the U-Net (default: %(default)s)")
-    parser.add_argument("--base-filters", type=cli.positive_int, default=16, help="channels at full resolution, doubled per level (default: %(default)s)")
-    parser.add_argument("--train-size", type=cli.positive_int, default=4000, help="simulated training images (default: %(default)s)")
-    parser.add_argument("--test-size", type=cli.positive_int, default=200, help="held-out images (default: %(default)s)")
-    parser.add_argument("--noise", type=_noise, default=0.2, help="noise standard deviation, grey levels in [0, 1] (default: %(default)s)")
-    parser.add_argument("--cam-threshold", type=cli.fraction, default=0.5, help="CAM_c / max CAM_c that marks a class's pixels (default: %(default)s)")
-    parser.add_argument("--predict", type=Path, metavar="MODEL.keras",
+    data = parser.add_argument_group("the simulated images")
+    data.add_argument("--image-size", type=cli.positive_int, default=48, help="a multiple of 2^depth (default: %(default)s)")
+    data.add_argument("--train-size", type=cli.positive_int, default=4000, help="simulated training images (default: %(default)s)")
+    data.add_argument("--test-size", type=cli.positive_int, default=200, help="held-out images (default: %(default)s)")
+    data.add_argument("--noise", type=cli.number(float, 0, 1), default=0.2, help="noise standard deviation, grey levels in [0, 1] (default: %(default)s)")
+    model = parser.add_argument_group("the U-Net and the CAMs")
+    model.add_argument("--depth", type=cli.positive_int, default=3, help="poolings in the U-Net (default: %(default)s)")
+    model.add_argument("--base-filters", type=cli.positive_int, default=16, help="channels at full resolution, doubled per level (default: %(default)s)")
+    model.add_argument("--cam-threshold", type=cli.fraction, default=0.5, help="CAM_c / max CAM_c that marks a class's pixels (default: %(default)s)")
+    parser.add_argument("--model-file", type=Path, metavar="MODEL.keras",
                         help="segment new images (any --image-size, odd included) with a saved model, no training")
     return parser
 
 
-def _noise(text):
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        import argparse
-
-        raise argparse.ArgumentTypeError(f"{value:g} is not allowed: it must lie in [0, 1]")
-    return value
-
-
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.predict is not None:
-        return predict_main(args)
+def run_lab(args):
+    """TP5 part II from the parsed options: the simulated shapes, each variant fitted on its targets and scored,
+    odd sizes segmented (what `main` and the notebook run)."""
+    if args.model_file is not None:
+        return predict_saved(args)
     check_size(args.image_size, args.depth)
     run = runs.start("unet", args)
     train, test = load_data(args.image_size, args.train_size, args.test_size, args.noise, args.seed)
     print(f"simulated {len(train):,} train / {len(test):,} test images of {args.image_size}x{args.image_size}, "
           f"noise {args.noise} ({psnr(test.clean, test.images):.1f} dB)")
     build = model_builder(args)
-    predictions, weak = {}, {}
+    predictions, weak, supervision = {}, {}, []
+    run.outputs.update(train=train, test=test, predictions=predictions, weak=weak, supervision=supervision)
 
     for name in args.models:
         if name == "denoise":
             fitted = run.fit(name, build(name), (train.images, train.clean), (test.images, test.clean))
-            scores, denoised = evaluate_denoising(fitted.model, test)
-            run.record(fitted, **_row(name, denoising=scores))
-            run.savefig(plot_denoising(test.images, denoised, test.clean), "denoising")
+            run.record(fitted, supervision=SUPERVISION[name], **evaluate_denoising(fitted.model, test))
+            run.outputs["denoised"] = predict_any_size(fitted.model, test.images)
+            run.savefig(plot_denoising(test.images, run.outputs["denoised"], test.clean), "denoising")
             continue
-        if name == "unet" or name == "no-skip":
+        if name in ("unet", "no-skip"):
             targets = train.masks
         elif name == "box":
             targets = weak["box"] = weak_masks("box", train)
@@ -427,11 +411,16 @@ def main(argv=None):
             cams = class_activation_maps(classifier.model, test.images)
             on_test = cam_masks(cams, predicted_labels(classifier.model, test.images), args.cam_threshold)
             targets = weak["image-labels"] = weak_masks("image-labels", train, classifier.model, args.cam_threshold)
-            run.record(classifier, **_row("cam-classifier", iou_scores(test.masks, on_test), iou_scores(train.masks, targets)["mean IoU"]))
+            run.record(classifier, supervision=SUPERVISION["cam-classifier"], **iou_scores(test.masks, on_test),
+                       target_mean_iou=iou_scores(train.masks, targets)["mean_iou"])
             weak["cams"], weak["cam masks"] = cams, on_test
         fitted = run.fit(name, build(name), (train.images, targets), (test.images, test.masks))
-        scores, predictions[name] = evaluate(fitted.model, test)
-        run.record(fitted, **_row(name, scores, iou_scores(train.masks, targets)["mean IoU"]))
+        predictions[name] = segment(fitted.model, test.images)
+        target_iou = iou_scores(train.masks, targets)["mean_iou"]
+        row = run.record(fitted, supervision=SUPERVISION[name], **iou_scores(test.masks, predictions[name]), target_mean_iou=target_iou)
+        if name in ("unet", "box", "image-labels"):
+            supervision.append({"supervision": SUPERVISION[name], "model": name, "target_mean_iou": target_iou,
+                                "test mean_iou": row["mean_iou"]})
         if name == "unet":
             any_size(run, fitted.model, args)
 
@@ -440,10 +429,8 @@ def main(argv=None):
     if weak:
         run.savefig(plot_weak(test.images, test.masks, shapes.box_masks(test.boxes, test.size) if "box" in weak else None,
                               weak.get("cams"), weak.get("cam masks")), "weak_supervision")
-    table = [{"supervision": SUPERVISION[row["model"]], "model": row["model"], "target IoU": row["target IoU"], "test mean IoU": row["mean IoU"]}
-             for row in run.rows if row["model"] in ("unet", "box", "cam-classifier", "image-labels")]
-    if table:
-        run.save_table("supervision", table)
+    if supervision:
+        run.save_table("supervision", supervision)
     return run.finish(f"U-Net on simulated shapes ({args.image_size}x{args.image_size}): segmentation, denoising, weak supervision",
                       curves=("loss", "mean_iou"))
 
@@ -452,28 +439,25 @@ def any_size(run, model, args):
     """Segment held-out images of an odd size (neither a multiple of 2^depth nor square) with predict_any_size."""
     height, width = args.image_size + 2**args.depth // 2 + 3, args.image_size - 3
     odd = shapes.simulate(max(args.test_size // 4, 8), (height, width), noise=args.noise, seed=args.seed + 20_000)
-    scores, _ = evaluate(model, odd)
-    print(f"unet on {height}x{width} images (padded to a multiple of {2**args.depth}, cropped back): mean IoU {scores['mean IoU']:.3f}")
+    scores = evaluate(model, odd)
+    print(f"unet on {height}x{width} images (padded to a multiple of {2**args.depth}, cropped back): mean_iou {scores['mean_iou']:.3f}")
     run.save_metrics(**{f"unet at {height}x{width}": scores})
     return scores
 
 
-def predict_main(args):
-    """--predict MODEL.keras: segment simulated images of any --image-size with a saved segmentation model."""
-    if not args.predict.is_file():
-        raise cli.LabError(f"--predict {args.predict}: no such file; give a <model>.keras that a unet run saved (runs/unet-.../unet.keras)")
+def predict_saved(args):
+    """--model-file MODEL.keras: segment simulated images of any --image-size with a saved segmentation model."""
     if args.image_size < 8:
         raise cli.LabError(f"--image-size {args.image_size} is too small for shapes: use 8 or more")
     cli.use_backend(args.backend)
-    model = load_model(args.predict)  # before the run folder: a bad file leaves nothing behind
-    if getattr(model, "num_outputs", None) != NUM_CLASSES:
-        raise cli.LabError(f"--predict {args.predict}: not one of this lab's segmentation U-Nets (unet, no-skip, box or image-labels .keras)")
+    model = load_model(args.model_file)
     run = runs.start("unet", args)
     data = shapes.simulate(args.test_size, args.image_size, noise=args.noise, seed=args.seed + 30_000)
-    scores, predicted = evaluate(model, data)
-    print(f"{args.predict.name} on {len(data)} images of {args.image_size}x{args.image_size}: mean IoU {scores['mean IoU']:.3f}")
-    run.save_metrics(predict={"model": str(args.predict), "image size": args.image_size, **scores})
-    run.savefig(plot_segmentation(data.images, data.masks, {args.predict.stem: predicted}), "segmentation")
+    predicted = segment(model, data.images)
+    scores = iou_scores(data.masks, predicted)
+    print(f"{args.model_file.name} on {len(data)} images of {args.image_size}x{args.image_size}: mean_iou {scores['mean_iou']:.3f}")
+    run.save_metrics(predict={"model": str(args.model_file), "image size": args.image_size, **scores})
+    run.savefig(plot_segmentation(data.images, data.masks, {args.model_file.stem: predicted}), "segmentation")
     return run.finish("U-Net: prediction")
 
 

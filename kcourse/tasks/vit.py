@@ -1,6 +1,7 @@
 """TP4 part 2: a pretrained Vision Transformer with our head, the augmentation ladder, rollout and occlusion.
 
-The handout's steps A to E on hot dog / not hot dog (d2l's 2,800 photos):
+The handout's steps A to E on hot dog / not hot dog (d2l's hotdog.zip, 3,000
+photos; the handout names a copy on a hub, which `--data-dir` reads too):
 
 - A, the backbone: keras-hub's ViTBackbone (vit_base_patch16_224_imagenet by
   default, hf://google/vit-base-patch16-224, or a local preset folder). Its
@@ -16,8 +17,9 @@ The handout's steps A to E on hot dog / not hot dog (d2l's 2,800 photos):
 - D, the augmentation ladder (--augment, everything else equal): baseline
   (centre crop), light (random resized crop + flip), medium (+ colour jitter
   + random erasing), strong (+ RandAugment; --mix mixup|cutmix adds soft
-  labels). Per level: best val accuracy, macro F1, time per epoch and the
-  accuracy under a fixed, seeded set of unseen crops, lighting and blur.
+  labels). Every level sees the same batches in the same order. Per level:
+  best val accuracy, macro F1, time per epoch and the accuracy under a
+  fixed, seeded set of unseen crops, lighting and blur.
 - E, interpretation: attention rollout from [CLS] to the patches, next to
   the drop of the predicted logit when each patch is occluded.
 
@@ -38,23 +40,23 @@ one epoch on this device is measured over a couple of steps and printed.
 The run folder gets config.json (every hyper-parameter, the schedule, what
 was frozen), history_<model>.csv, <model>.keras, metrics.json, summary.csv,
 learning_curves.png, confusion_<model>.png, augmentation.png,
-augment_ladder.csv / .png and interpretation.png.
+augment_ladder.csv / .png and interpretation.png. Variants' files take
+file-safe names (`frozen-cls-d-2.keras` for frozen-cls-D/2, `strong-cutmix` for strong+cutmix).
 """
 
-import hashlib
+
 import math
 import time
-import zipfile
-from pathlib import Path
 
 import numpy as np
 
-from kcourse import cli, runs
+from kcourse import cli, datasets, images, parameters, presets, runs
+from kcourse.images import CROP_MARGIN  # noqa: F401 (images loaded at 256 for 224)
+
+main = cli.lab_main(__name__)  # python -m kcourse.tasks.vit: build_parser(), then run_lab(args)
 
 PRESET = "vit_base_patch16_224_imagenet"
 HF_PRESET = "hf://google/vit-base-patch16-224"
-HOTDOG_URL = "http://d2l-data.s3-accelerate.amazonaws.com/hotdog.zip"
-HOTDOG_SHA1 = "fba480ffa8aa7e0febbb511d181409f899b9baa5"  # as d2l publishes it
 # The offline stand-in: a ViT small enough to train from scratch on a CPU in a minute.
 SMALL_VIT = dict(image_shape=(64, 64, 3), patch_size=8, num_layers=4, num_heads=4, hidden_dim=128, mlp_dim=512)
 SMALL_VIT_TEXT = "a small ViT with random weights (64 px, patch 8, 4 blocks, width 128, MLP 512), trained from scratch"
@@ -62,15 +64,9 @@ LEVELS = ("baseline", "light", "medium", "strong")
 POOLS = ("cls", "mean")
 HEADS = ("linear", "D/4", "D/2", "D")
 MIXES = ("none", "mixup", "cutmix")
-CROP_MARGIN = 1 / 7  # images loaded at 256 for 224: the handout's Resize(256) -> CenterCrop(224)
-PRESET_HELP = "for a local copy: --preset path/to/folder, saved with save_to_preset"
 
 
 # ---------------------------------------------------------------- step A: the backbone
-def _local(preset):
-    return "://" not in preset and ("/" in preset or "\\" in preset or Path(preset).exists())
-
-
 def load_backbone(preset=PRESET):
     """A keras-hub ViTBackbone and where its weights come from ("pretrained" or "random").
 
@@ -78,31 +74,14 @@ def load_backbone(preset=PRESET):
     folder saved with `save_to_preset`. Offline, one line says so and the
     small ViT of SMALL_VIT is built with random weights instead.
     """
-    from kcourse import downloads, system
+    from kcourse import system
 
+    presets.check(preset, "ViTBackbone", also=(HF_PRESET,))
     keras_hub = system.keras_hub()
-    if _local(preset):
-        if not (Path(preset) / "config.json").is_file():
-            raise cli.LabError(
-                f"--preset {preset}: not a keras-hub preset folder (no config.json); "
-                f"save one with backbone.save_to_preset(folder), or give a preset name such as {PRESET}"
-            )
-        backbone = keras_hub.models.Backbone.from_preset(preset)
-    else:
-        if "://" not in preset and preset not in keras_hub.models.ViTBackbone.presets:
-            vits = ", ".join(sorted(keras_hub.models.ViTBackbone.presets)[:4])
-            raise cli.LabError(f"--preset {preset}: unknown ViT preset; choose one of {vits}..., {HF_PRESET}, or a local preset folder")
-        what, instead = f"the keras-hub preset {preset} ({PRESET_HELP})", SMALL_VIT_TEXT
-        if preset.startswith("hf://") and not downloads.online("huggingface.co"):
-            downloads.offline_notice(what, instead)  # an hf:// handle would retry for ~20 s, then blame config.json
-            backbone = None
-        else:
-            backbone = downloads.download_or_none(lambda: keras_hub.models.Backbone.from_preset(preset), what, instead)
-        if backbone is None:
-            return keras_hub.models.ViTBackbone(**SMALL_VIT, name="small_vit"), "random"
-    if not isinstance(backbone, keras_hub.models.ViTBackbone):
-        raise cli.LabError(f"--preset {preset}: a {type(backbone).__name__}, not a ViTBackbone; give a ViT preset such as {PRESET}")
-    return backbone, "pretrained"
+    backbone = presets.load(preset, lambda: keras_hub.models.Backbone.from_preset(preset), SMALL_VIT_TEXT)
+    if backbone is None:
+        return keras_hub.models.ViTBackbone(**SMALL_VIT, name="small_vit"), "random"
+    return presets.expect(backbone, keras_hub.models.ViTBackbone, preset), "pretrained"
 
 
 def describe(backbone):
@@ -118,22 +97,13 @@ def describe(backbone):
     )
 
 
-def block_params(d, mlp):
-    """Parameters of one pre-norm encoder block from D and the MLP width M.
-
-    attention: Q, K, V and output projections, 4 (D*D + D); MLP: D*M + M + M*D + D;
-    two LayerNorms: 2 * 2D. Total 4D^2 + 2DM + 9D + M.
-    """
-    return 4 * (d * d + d) + (d * mlp + mlp + mlp * d + d) + 2 * 2 * d
-
-
 def token_arithmetic(info, backbone):
     """The lines the handout asks for: N, the output shape, one block's parameters (formula vs Keras)."""
     (h, w), (ph, pw), (gh, gw) = info["image_size"], info["patch_size"], info["grid"]
     d, m = info["hidden_dim"], info["mlp_dim"]
     block = backbone.get_layer("vit_encoder").encoder_layers[0]
     keras_count = block.count_params()
-    formula = block_params(d, m)
+    formula = parameters.vit_block(d, m)
     return [
         f"image {h}x{w}, patch {ph}x{pw}: N = ({h}/{ph})({w}/{pw}) = {gh} x {gw} = {info['num_patches']} patches "
         f"+ 1 [CLS] = {info['tokens']} tokens of D = {d}",
@@ -147,16 +117,19 @@ def token_arithmetic(info, backbone):
 def normalization(preset, weights):
     """What the pretrained weights expect: the preset's image converter if it has one, else ImageNet mean/std.
 
-    Returns a keras Normalization layer (values in [0, 255] in) and a description.
+    Returns a keras Normalization layer (values in [0, 255] in) and a
+    description. A preset whose converter cannot be read says so in one line.
     """
     from keras import layers
 
-    from kcourse import images, system
+    from kcourse import system
 
     if weights == "pretrained":
         try:
             converter = system.keras_hub().layers.ImageConverter.from_preset(preset)
-        except Exception:
+        except Exception as error:
+            print(f"--preset {preset}: its image converter cannot be read ({type(error).__name__}); "
+                  "normalising with ImageNet's mean and std instead", flush=True)
             converter = None
         if converter is not None and converter.scale is not None:
             scale = np.broadcast_to(np.asarray(converter.scale, "float64"), (3,))
@@ -164,16 +137,19 @@ def normalization(preset, weights):
             mean, std = -offset / scale, 1.0 / scale  # x * scale + offset = (x - mean) / std
             return (layers.Normalization(mean=mean.tolist(), variance=(std**2).tolist(), name="normalization"),
                     f"the preset's own (x * {scale[0]:.4g} + {offset[0]:.4g})")
-    mean = [255.0 * m for m in images.IMAGENET_MEAN]
-    variance = [(255.0 * s) ** 2 for s in images.IMAGENET_STD]
-    return layers.Normalization(mean=mean, variance=variance, name="normalization"), "ImageNet mean and std"
+    return images.imagenet_normalization(name="normalization"), "ImageNet mean and std"
 
 
-def fresh_copy(backbone):
-    """A new backbone with the same architecture and a copy of the weights (every variant starts from them)."""
-    copy = backbone.__class__.from_config(backbone.get_config())
-    copy.set_weights(backbone.get_weights())
-    return copy
+def check_unfreeze(last, backbone, weights):
+    """--unfreeze-last against the loaded backbone: "all" with random weights (said once), a LabError beyond its blocks."""
+    blocks = int(backbone.num_layers)
+    if weights == "random":
+        if last not in (0, 1):
+            print(f"--unfreeze-last {last}: ignored, the whole ViT trains from scratch (random weights)")
+        return "all"
+    if not 0 <= last <= blocks:
+        raise cli.LabError(f"--unfreeze-last {last}: this backbone has {blocks} encoder blocks; choose 0 to {blocks}")
+    return last
 
 
 def unfreeze(backbone, last):
@@ -210,54 +186,8 @@ def stage_name(last):
 
 # ---------------------------------------------------------------- data
 def load_data(data_dir=None, image_size=224, val_split=0.2, quick=False, seed=0):
-    """The photos as a kcourse.images.ImageData, loaded at 8/7 of `image_size` (256 for 224), values in [0, 255].
-
-    By default d2l's hot dog / not hot dog photos (hotdog.zip, downloaded once,
-    SHA-1 checked; its test/ folder is the validation set); `data_dir`: any
-    image folder; offline: the embedded dahlia / not-dahlia crops.
-    `quick`: at most 24 images per class and split (offline: 64 train / 32 val).
-    """
-    from kcourse import downloads, images
-
-    limit = 24 if quick else None
-    if data_dir is not None:
-        return images.load_image_folder(data_dir, image_size, val_split, seed, CROP_MARGIN, limit)
-    root = downloads.download_or_none(
-        hotdog_folder, "d2l's hot dog / not hot dog photos (hotdog.zip)",
-        "an embedded dahlia / not-dahlia set (crops of scikit-learn's two sample photos)",
-    )
-    if root is None:
-        return images.embedded_dahlia_or_not(image_size, 48 if quick else 144, val_split=1 / 3, seed=seed, crop_margin=CROP_MARGIN)
-    data = images.load_image_folder(root, image_size, val_split, seed, CROP_MARGIN, limit)
-    data.name = "d2l hotdog (train / test)"
-    return data
-
-
-def hotdog_folder():
-    """hotdog.zip fetched once (keras.utils.get_file), checked against d2l's SHA-1, unpacked: a folder with train/ and val/.
-
-    keras' get_file checks sha256 or md5 only, so the SHA-1 is checked here.
-    The zip's test/ folder is seen as val/ through a symbolic link.
-    """
-    from kcourse import downloads
-
-    archive = Path(downloads.fetch("hotdog.zip", HOTDOG_URL))
-    sha1 = hashlib.sha1()
-    with open(archive, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            sha1.update(chunk)
-    if sha1.hexdigest() != HOTDOG_SHA1:
-        raise cli.LabError(f"the downloaded hotdog.zip has SHA-1 {sha1.hexdigest()}, not d2l's {HOTDOG_SHA1}; delete {archive} and run again")
-    root = archive.parent / "hotdog"
-    if not (root / "train").is_dir():
-        try:
-            with zipfile.ZipFile(archive) as z:
-                z.extractall(archive.parent)
-        except zipfile.BadZipFile:
-            raise cli.LabError(f"the downloaded hotdog.zip cannot be unpacked; delete {archive} and run again") from None
-    if not (root / "val").exists():
-        (root / "val").symlink_to("test", target_is_directory=True)
-    return root
+    """The photos (kcourse.datasets.hotdogs) as an images.ImageData, loaded at 8/7 of `image_size`, values in [0, 255]."""
+    return datasets.hotdogs(image_size, data_dir, val_split, quick, seed)
 
 
 def robustness_set(x, y, seed=0):
@@ -316,40 +246,37 @@ def augmentation(level, image_size, load_size, seed=0):
     return keras.Sequential(steps, name=f"augment_{level}")
 
 
-_RAND_AUGMENT = {}
-
-
 def rand_augment(seed=0):
-    """keras.layers.RandAugment (2 ops, factor 0.5, values in [0, 255]) as a tf.function, made once per seed.
+    """keras.layers.RandAugment (2 ops, factor 0.5, values in [0, 255]) as a tf.function, made afresh.
 
-    Tracing RandAugment's TensorFlow graph takes about ten seconds; the
-    traced function is kept for each batch shape, so the training pipeline
-    and the samples figure trace it once.
+    A new layer each time, so that every training starts from the seed's own
+    draws whatever ran before it in the process (a cached layer would carry
+    its generator's state from one variant to the next). Tracing takes about
+    ten seconds; the function is reused for every batch of one pipeline.
     """
-    if seed not in _RAND_AUGMENT:
-        import keras
+    import keras
 
-        from kcourse import system
+    from kcourse import system
 
-        tf = system.import_tensorflow()
-        layer = keras.layers.RandAugment(value_range=(0, 255), num_ops=2, factor=0.5, seed=seed + 2)
-        _RAND_AUGMENT[seed] = tf.function(lambda images: layer(images, training=True))
-    return _RAND_AUGMENT[seed]
+    tf = system.import_tensorflow()
+    layer = keras.layers.RandAugment(value_range=(0, 255), num_ops=2, factor=0.5, seed=seed + 2)
+    return tf.function(lambda images: layer(images, training=True))
 
 
 def train_dataset(x, y, batch_size, num_classes, randaugment=False, mix=None, seed=0):
-    """The training photos as a shuffled tf.data pipeline with RandAugment and/or MixUp / CutMix, or (x, y) as is.
+    """The training photos as a tf.data pipeline: shuffled by `seed`, batched, with RandAugment and/or MixUp / CutMix.
 
-    These Keras layers run inside tf.data whatever the backend (their own
-    TensorFlow path), in parallel with training: under a jax jit, RandAugment
-    alone made a training step of the small ViT 40 times slower. RandAugment
-    comes first (on the whole photo), the rest of the level in the model.
-    With `mix`, labels become one-hot rows mixed like the images (each row
-    sums to 1): the loss is then categorical cross-entropy, and accuracy
-    compares the argmax of the soft label with the prediction's.
+    Every level of the ladder goes through it, so that each sees the same
+    batches in the same order (only the transforms differ) and counts the
+    same steps (the last, partial batch kept; dropped under --distribute,
+    which needs whole batches). These Keras layers run inside tf.data
+    whatever the backend (their own TensorFlow path), beside training (the
+    pipeline prefetches): under a jax jit, RandAugment alone made a training
+    step of the small ViT 40 times slower. RandAugment comes first (on the whole photo),
+    the rest of the level in the model. With `mix`, labels become one-hot rows
+    mixed like the images (each row sums to 1): the loss is then categorical
+    cross-entropy, and accuracy compares the argmax of the soft label with the prediction's.
     """
-    if not randaugment and mix is None:
-        return x, y
     if mix not in (None, "mixup", "cutmix"):
         raise cli.LabError(f"--mix {mix!r}: choose mixup or cutmix")
     import keras
@@ -368,9 +295,20 @@ def train_dataset(x, y, batch_size, num_classes, randaugment=False, mix=None, se
             images, labels = out["images"], out["labels"]
         return images, labels
 
+    whole = keras.distribution.distribution() is not None
     data = tf.data.Dataset.from_tensor_slices((np.asarray(x, "float32"), np.asarray(y, "int32")))
-    data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size, drop_remainder=len(x) >= batch_size)
-    return data.map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size, drop_remainder=whole)
+    if rand is not None or mixer is not None:  # one batch at a time: the layers' random state is drawn in order, so a
+        data = data.map(augment)  # run draws what the same run draws again (parallel calls would race for it)
+    return data.prefetch(tf.data.AUTOTUNE)  # still beside training
+
+
+def steps_per_epoch(num_samples, batch_size):
+    """The training steps of one epoch, as train_dataset batches them (whole batches only under --distribute)."""
+    import keras
+
+    whole = keras.distribution.distribution() is not None
+    return num_samples // batch_size if whole else math.ceil(num_samples / batch_size)
 
 
 # ---------------------------------------------------------------- step B / C: the model
@@ -449,9 +387,9 @@ def build_classifier(backbone, normalize, pool, head):
     return keras.Model(inputs, attach_head(head, features, head.input_dim), name="classifier")
 
 
-def build_model(backbone, normalize, num_classes, load_size, level="baseline", pool="cls", head="linear",
-                dropout=0.1, head_dim=None, seed=0, name="vit"):
-    """augmentation(level) -> classifier: (B, L, L, 3) photos in [0, 255] -> logits. Not compiled.
+def build_network(backbone, normalize, num_classes, load_size, level="baseline", pool="cls", head="linear",
+                  dropout=0.1, head_dim=None, seed=0, name="vit"):
+    """augmentation(level) -> classifier: (B, L, L, 3) photos in [0, 255] -> logits. Not compiled (see build_model).
 
     The classifier (`model.get_layer("classifier")`) takes (B, S, S, 3) crops:
     the interpretation step calls it directly.
@@ -466,6 +404,21 @@ def build_model(backbone, normalize, num_classes, load_size, level="baseline", p
     return keras.Model(inputs, outputs, name=name)
 
 
+def build_model(backbone, normalize, num_classes, load_size, level, pool, head, unfreeze_last, learning_rate, steps,
+                warm=None, soft_labels=False, dropout=0.1, head_dim=None, seed=0, warmup=0.1, weight_decay=0.05, name=None):
+    """One rung of the ladder, compiled: a copy of the backbone, `unfreeze_last` blocks trainable, the level's augmentation.
+
+    `warm`: the frozen stage's head model; its weights start the head (linear probe, then fine-tune).
+    """
+    copy = presets.fresh_copy(backbone, presets.weights_of(backbone))
+    unfreeze(copy, unfreeze_last)
+    model = build_network(copy, normalize, num_classes, load_size, level, pool, head, dropout, head_dim, seed,
+                          name=runs.slug(name or level))
+    if warm is not None:
+        model.get_layer("classifier").get_layer("head").set_weights(warm.get_layer("head").get_weights())
+    return compile_classifier(model, learning_rate, steps, warmup, weight_decay, soft_labels=soft_labels)
+
+
 def build_head_model(d, num_classes, head, dropout=0.1, head_dim=None, name="head_on_features"):
     """The head alone, on pooled features (B, D): what trains when the backbone is frozen and the features cached."""
     import keras
@@ -478,16 +431,13 @@ def features(backbone, normalize, x, load_size, pools=POOLS, batch_size=32):
     """Pooled features of the frozen backbone, computed once: {pool: (N, D)} for the centre crops of `x`."""
     import keras
 
+    from kcourse.training import predict
+
     size = backbone.image_shape[0]
     inputs = keras.Input((load_size, load_size, 3))
     tokens = backbone(normalize(augmentation("baseline", size, load_size)(inputs)))  # (B, 1+N, D)
     model = keras.Model(inputs, {p: keras.layers.Identity(name=p)(pool_tokens(tokens, p)) for p in pools})
-    return model.predict(x, batch_size=batch_size, verbose=0)
-
-
-def parameter_counts(model):
-    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    return trainable, model.count_params()
+    return predict(model, x, batch_size)
 
 
 def epoch_estimate(what, num_samples, batch_size, epochs, runs_left, timed_steps=2):
@@ -537,52 +487,35 @@ def epoch_estimate(what, num_samples, batch_size, epochs, runs_left, timed_steps
 def frozen_features(backbone, normalize, data, robust, load_size, pools=POOLS, batch_size=32):
     """Pooled features of train, val and the robustness sets, in one pass of the frozen backbone.
 
-    Returns ({pool: (N, D)} for train, for val, and {kind: {pool: (M, D)}}).
+    Returns ({pool: ImageData of features (N, D)}, {pool: {kind: (features, labels)}}): the
+    head models are evaluated on them as the full models are on photos.
     """
     parts = [data.x_train, data.x_val, *(x for x, _ in robust.values())]
     every = features(backbone, normalize, np.concatenate(parts), load_size, pools, batch_size)
     ends = np.cumsum([len(part) for part in parts])[:-1]
-    f_train, f_val, *f_robust = [dict(zip(every, chunks)) for chunks in zip(*(np.split(every[p], ends) for p in every))]
-    return f_train, f_val, dict(zip(robust, f_robust))
+    by_pool, robust_by_pool = {}, {}
+    for p in pools:
+        f_train, f_val, *f_robust = np.split(every[p], ends)
+        by_pool[p] = images.ImageData(f_train, data.y_train, f_val, data.y_val, data.class_names, f"{data.name}: {p} features")
+        robust_by_pool[p] = {kind: (f, robust[kind][1]) for kind, f in zip(robust, f_robust)}
+    return by_pool, robust_by_pool
 
 
-def ladder_model(backbone, normalize, num_classes, load_size, level, pool, head, unfreeze_last, learning_rate, steps,
-                 warm=None, soft_labels=False, dropout=0.1, head_dim=None, seed=0, warmup=0.1, weight_decay=0.05):
-    """One rung of the ladder, compiled: a copy of the backbone, `unfreeze_last` blocks trainable, the level's augmentation.
+def evaluate(model, data, robust=None, batch_size=32):
+    """{"val accuracy", "macro F1", "robust accuracy", "robust <kind>" for each kind} of a model on `data`.
 
-    `warm`: the frozen stage's head model; its weights start the head (linear probe, then fine-tune).
+    `data`: an images.ImageData of photos, or of pooled features for a head
+    model (frozen_features); `robust`: {kind: (inputs, labels)}, the same kind of inputs.
     """
-    copy = fresh_copy(backbone)
-    unfreeze(copy, unfreeze_last)
-    model = build_model(copy, normalize, num_classes, load_size, level, pool, head, dropout, head_dim, seed, name=level)
-    if warm is not None:
-        model.get_layer("classifier").get_layer("head").set_weights(warm.get_layer("head").get_weights())
-    return compile_classifier(model, learning_rate, steps, warmup, weight_decay, soft_labels=soft_labels)
+    from kcourse import metrics
+    from kcourse.training import predict_classes
 
-
-def score(fitted, predict, x_val, y_val, robust_sets, num_classes=None):
-    """The summary's figures for one trained variant: predictions, robustness per kind, and
-    {best val accuracy, val accuracy, macro F1, robust accuracy}."""
-    num_classes = num_classes or int(max(y_val.max() + 1, 2))
-    acc, f1, y_pred = evaluate(predict, x_val, y_val, num_classes)
-    per_kind, robust_acc = robust_accuracy(predict, robust_sets)
-    best = max(fitted.history.get("val_accuracy", [acc]))
-    return y_pred, per_kind, {"best val accuracy": best, "val accuracy": acc, "macro F1": f1, "robust accuracy": robust_acc}
-
-
-def evaluate(predict, x, y, num_classes):
-    """Accuracy, macro F1 and the predicted classes; `predict(x)` returns logits."""
-    from sklearn.metrics import f1_score
-
-    y_pred = np.asarray(predict(x)).argmax(-1)
-    f1 = f1_score(y, y_pred, average="macro", labels=range(num_classes), zero_division=0)
-    return float((y_pred == y).mean()), float(f1), y_pred
-
-
-def robust_accuracy(predict, robust):
-    """{kind: accuracy} on the perturbed sets, and their mean."""
-    per_kind = {kind: float((np.asarray(predict(x)).argmax(-1) == y).mean()) for kind, (x, y) in robust.items()}
-    return per_kind, float(np.mean(list(per_kind.values())))
+    scores = metrics.classification(data.y_val, predict_classes(model, data.x_val, batch_size), len(data.class_names))
+    per_kind = {kind: float((predict_classes(model, x, batch_size) == y).mean()) for kind, (x, y) in (robust or {}).items()}
+    if per_kind:
+        scores["robust accuracy"] = float(np.mean(list(per_kind.values())))
+        scores.update({f"robust {kind}": value for kind, value in per_kind.items()})
+    return scores
 
 
 def ladder_figure(rows):
@@ -606,11 +539,9 @@ def ladder_figure(rows):
     return fig
 
 
-def samples_figure(image, levels, image_size, load_size, seed=0, copies=4, batch_size=None):
-    """One photo through each level: per row, what the model sees at inference, then `copies` training draws.
-
-    `batch_size`: the training pipeline's, so that RandAugment's traced function is reused.
-    """
+def samples_figure(image, levels, image_size, load_size, seed=0, copies=4):
+    """One photo through each level: per row, what the model sees at inference, then `copies` training draws."""
+    import keras
     from keras import ops
 
     from kcourse import plots
@@ -618,10 +549,10 @@ def samples_figure(image, levels, image_size, load_size, seed=0, copies=4, batch
     rows, titles = [], []
     for level in levels:
         augment = augmentation(level, image_size, load_size, seed)
-        batch = np.repeat(image[None], max(copies, batch_size or copies), axis=0)
-        if level == "strong":  # RandAugment runs in the input pipeline
-            batch = rand_augment(seed)(batch).numpy()
-        batch = batch[:copies]
+        batch = np.repeat(image[None], copies, axis=0)
+        if level == "strong":  # in the input pipeline in training; here on the backend, eagerly (four photos)
+            batch = ops.convert_to_numpy(keras.layers.RandAugment(value_range=(0, 255), num_ops=2, factor=0.5,
+                                                                  seed=seed + 2)(batch, training=True))
         rows += [ops.convert_to_numpy(augment(image[None], training=False))[0], *ops.convert_to_numpy(augment(batch, training=True))]
         titles += [f"{level}: inference"] + [f"{level} {k + 1}" for k in range(copies)]
     return plots.image_grid(np.clip(np.stack(rows) / 255.0, 0, 1), titles, ncols=1 + copies)
@@ -656,44 +587,52 @@ def train_frozen_heads(run, backbone, normalize, data, robust, pools=("cls",), h
     Each variant `frozen-<pool>-<head>` goes through `run.fit` (history, .keras, its row in the summary).
     Returns {name: {"model": the head model, "y_pred": its val predictions}}.
     """
+    from kcourse.training import predict_classes
+
     d, load, num_classes = backbone.hidden_dim, data.x_train.shape[1], len(data.class_names)
-    steps = math.ceil(len(data.x_train) / run.batch_size) * run.epochs
+    steps = steps_per_epoch(len(data.x_train), run.batch_size) * run.epochs
     n_images = len(data.x_train) + (1 + len(robust)) * len(data.x_val)
     print(f"\nB. backbone frozen: its pooled features ({', '.join(pools)}) of {n_images:,} images "
           f"(train, val and the {len(robust)} robustness sets) computed once", flush=True)
     start = time.perf_counter()
-    f_train, f_val, f_robust = frozen_features(backbone, normalize, data, robust, load, pools, run.batch_size)
+    by_pool, robust_by_pool = frozen_features(backbone, normalize, data, robust, load, pools, run.batch_size)
     print(f"   {time.perf_counter() - start:.1f} s; then only the head trains, at learning rate {learning_rate:g}")
     results = {}
     for p in pools:
+        feats = by_pool[p]
         for h in heads:
-            name = f"frozen-{p}-{h.replace('/', '_')}"
+            name = f"frozen-{p}-{h}"
 
             def build(h=h):
                 model = build_head_model(d, num_classes, h, dropout, head_dim)
                 return compile_classifier(model, learning_rate, steps, warmup, weight_decay)
 
-            fitted = run.fit(name, build, (f_train[p], data.y_train), (f_val[p], data.y_val))
-            fitted.figures["total params"] += int(backbone.count_params())  # the frozen backbone is part of the model
-            predict = lambda f, m=fitted.model: m.predict(f, batch_size=256, verbose=0)  # noqa: E731
-            y_pred, per_kind, scores = score(fitted, predict, f_val[p], data.y_val, {k: (f_robust[k][p], robust[k][1]) for k in robust})
-            run.record(fitted, stage=stage_name(0), augment="baseline", **scores)
-            run.save_metrics(**{name: {"robustness": per_kind}})
-            results[name] = dict(model=fitted.model, y_pred=y_pred)
+            fitted = run.fit(name, build, (feats.x_train, feats.y_train), (feats.x_val, feats.y_val),
+                             frozen_params=int(backbone.count_params()))  # the frozen backbone is part of the model
+            scores = evaluate(fitted.model, feats, robust_by_pool[p], batch_size=256)
+            run.record(fitted, stage=stage_name(0), augment="baseline", **best_val(fitted), **scores)
+            results[name] = dict(model=fitted.model, y_pred=predict_classes(fitted.model, feats.x_val, 256))
     return results
+
+
+def best_val(fitted):
+    """{"best val accuracy"}: the best epoch's, read from the history."""
+    return {"best val accuracy": max(fitted.history.get("val_accuracy", [float("nan")]))}
 
 
 def train_ladder(run, backbone, normalize, data, robust, levels=LEVELS, mix="none", pool="cls", head="linear",
                  unfreeze_last=1, learning_rate=1e-4, warm=None, dropout=0.1, head_dim=None, seed=0, warmup=0.1,
                  weight_decay=0.05):
-    """Step D: one model per augmentation level, everything else equal (split, seed, learning rate, epochs).
+    """Step D: one model per augmentation level, everything else equal (split, batches, seed, learning rate, epochs).
 
     `mix` ("mixup", "cutmix") applies to the strong level, with soft labels.
     `warm`: a frozen-stage head model whose weights start every head.
     Returns the ladder's rows (one dict per level) and {name: {"model", "y_pred"}}.
     """
+    from kcourse.training import predict_classes
+
     load, num_classes = data.x_train.shape[1], len(data.class_names)
-    steps = math.ceil(len(data.x_train) / run.batch_size) * run.epochs
+    steps = steps_per_epoch(len(data.x_train), run.batch_size) * run.epochs
     print(f"\nD. augmentation ladder {', '.join(levels)}" + (f" (+{mix} on strong)" if mix != "none" else "")
           + f": {stage_name(unfreeze_last)} trains, learning rate {learning_rate:g}, pool {pool}, head {head}"
           + (", starting from the frozen stage's head" if warm is not None else "")
@@ -703,22 +642,19 @@ def train_ladder(run, backbone, normalize, data, robust, levels=LEVELS, mix="non
         mixing = mix if level == "strong" and mix != "none" else None
         name = f"{level}+{mixing}" if mixing else level
 
-        def build(level=level, soft=bool(mixing)):
-            return ladder_model(backbone, normalize, num_classes, load, level, pool, head, unfreeze_last, learning_rate,
-                                steps, warm, soft, dropout, head_dim, seed, warmup, weight_decay)
+        def build(level=level, soft=bool(mixing), name=name):
+            return build_model(backbone, normalize, num_classes, load, level, pool, head, unfreeze_last, learning_rate,
+                               steps, warm, soft, dropout, head_dim, seed, warmup, weight_decay, name=name)
 
         what = f"{len(data.x_train):,} photos through this {backbone.num_layers}-block ViT ({stage_name(unfreeze_last)} training)"
         callbacks = [epoch_estimate(what, len(data.x_train), run.batch_size, run.epochs, len(levels))] if i == 0 else []
         train = train_dataset(data.x_train, data.y_train, run.batch_size, num_classes, level == "strong", mixing, seed)
         val = (data.x_val, np.eye(num_classes, dtype="float32")[data.y_val] if mixing else data.y_val)
-        piped = {} if isinstance(train, tuple) else {"shuffle": False}  # a tf.data pipeline shuffles itself
-        fitted = run.fit(name, build, train, val, callbacks=callbacks, **piped)
-        predict = lambda x, m=fitted.model: m.predict(x, batch_size=run.batch_size, verbose=0)  # noqa: E731
-        y_pred, per_kind, scores = score(fitted, predict, data.x_val, data.y_val, robust)
-        row = run.record(fitted, stage=stage_name(unfreeze_last), augment=name, **scores)
-        run.save_metrics(**{name: {"robustness": per_kind}})
-        results[name] = dict(model=fitted.model, y_pred=y_pred)
-        ladder.append({"augment": name, **scores, "s / epoch": row["s / epoch"], **{f"robust {k}": v for k, v in per_kind.items()}})
+        fitted = run.fit(name, build, train, val, callbacks=callbacks, shuffle=False)  # the pipeline shuffles, alike for every level
+        scores = evaluate(fitted.model, data, robust, batch_size=run.batch_size)
+        row = run.record(fitted, stage=stage_name(unfreeze_last), augment=name, **best_val(fitted), **scores)
+        results[name] = dict(model=fitted.model, y_pred=predict_classes(fitted.model, data.x_val, run.batch_size))
+        ladder.append({"augment": name, **best_val(fitted), **scores, "s / epoch": row["s / epoch"]})
     return ladder, results
 
 
@@ -728,9 +664,10 @@ def report_ladder(run, ladder, results, data, levels, image_size, seed=0):
 
     run.save_table("augment_ladder", ladder)
     run.savefig(ladder_figure(ladder), "augment_ladder")
-    run.savefig(samples_figure(data.x_train[0], levels, image_size, data.x_train.shape[1], seed, batch_size=run.batch_size), "augmentation")
+    run.savefig(samples_figure(data.x_train[0], levels, image_size, data.x_train.shape[1], seed), "augmentation")
     best = max(ladder, key=lambda r: (r["val accuracy"], r["macro F1"]))["augment"]
-    run.savefig(plots.confusion_matrix(data.y_val, results[best]["y_pred"], data.class_names, f"{best} (val)"), f"confusion_{best}")
+    run.savefig(plots.confusion_matrix(data.y_val, results[best]["y_pred"], data.class_names, f"{best} (val)"),
+                f"confusion_{runs.slug(best)}")
     return best
 
 
@@ -752,19 +689,19 @@ def levels_from(names):
     return list(dict.fromkeys(names))
 
 
-def main(argv=None):
+def build_parser():
+    """The lab's options: the shared ones, the data, the backbone and head (A, B), training (C), the ladder (D)."""
     parser = cli.lab_parser("vit", __doc__, epochs=5, batch_size=32, learning_rate=1e-3,
                             quick={"augment": ["baseline", "light"], "pool": ["cls"], "head": ["linear"]})
-    data_group = parser.add_argument_group("data")
-    data_group.add_argument("--data-dir", type=Path, help="image folder: train/ and val/ with one folder per class, or one folder per class")
-    data_group.add_argument("--val-split", type=cli.fraction, default=0.2, help="held-out fraction without a val/ folder (default: %(default)s)")
+    images.add_folder_options(parser, "image folder instead of the hot dogs (the handout's hub copy, or any)")
     model_group = parser.add_argument_group("backbone and head (steps A, B)")
     model_group.add_argument("--preset", default=PRESET, help=f"keras-hub ViT preset, handle ({HF_PRESET}) or local folder (default: %(default)s)")
     model_group.add_argument("--pool", nargs="+", default=["cls", "mean"], choices=POOLS, help="features for the head: [CLS] token, mean of patch tokens (default: cls mean)")
     model_group.add_argument("--head", nargs="+", default=["linear", "D/2"], choices=HEADS, help="linear, or one hidden layer of D/4, D/2 or D (default: linear D/2)")
     model_group.add_argument("--head-dim", type=cli.positive_int, help="feature size the head expects (default: D, read from the backbone)")
-    model_group.add_argument("--dropout", type=float, default=0.1, help="the hidden head's dropout (default: %(default)s)")
-    model_group.add_argument("--unfreeze-last", type=int, default=1, metavar="N", help="fine-tune the last N encoder blocks + final norm; 0: head only (default: %(default)s)")
+    model_group.add_argument("--dropout", type=cli.unit, default=0.1, help="the hidden head's dropout (default: %(default)s)")
+    model_group.add_argument("--unfreeze-last", type=cli.number(int, low=0), default=1, metavar="N",
+                             help="fine-tune the last N encoder blocks + final norm; 0: head only (default: %(default)s)")
     model_group.add_argument("--finetune-learning-rate", type=cli.positive_float, help="learning rate when blocks are unfrozen (default: --learning-rate / 10)")
     train_group = parser.add_argument_group("training (step C)")
     train_group.add_argument("--warmup", type=cli.fraction, default=0.1, help="fraction of the steps spent warming up (default: %(default)s)")
@@ -772,33 +709,29 @@ def main(argv=None):
     aug_group = parser.add_argument_group("augmentation ladder (step D)")
     aug_group.add_argument("--augment", nargs="+", default=["all"], choices=[*LEVELS, "all"], help="levels to compare, everything else equal (default: all)")
     aug_group.add_argument("--mix", default="none", choices=MIXES, help="MixUp or CutMix with soft labels on the strong level (default: %(default)s)")
-    args = parser.parse_args(argv)
-    if args.unfreeze_last < 0:
-        raise cli.LabError(f"--unfreeze-last {args.unfreeze_last}: must be 0 or more")
-    if not 0.0 <= args.dropout < 1.0:
-        raise cli.LabError(f"--dropout {args.dropout}: must be in [0, 1)")
-    if args.data_dir is not None and not args.data_dir.is_dir():
-        from kcourse import images
+    return parser
 
-        raise cli.LabError(f"--data-dir {args.data_dir}: no such folder; {images.layout_help(args.data_dir)}")
+
+def run_lab(args):
+    """Steps A to E from the parsed options: the backbone and its tokens, frozen heads on cached features, the
+    ladder, rollout and occlusion of its best level (what `main` and the notebook run)."""
     run = runs.start("vit", args)
 
     # ---- step A: the backbone
     backbone, weights = load_backbone(args.preset)
     info = describe(backbone)
-    scratch = weights == "random"
-    print(f"\nA. backbone: {SMALL_VIT_TEXT if scratch else args.preset + ' (pretrained)'}, {info['params']:,} parameters")
+    print(f"\nA. backbone: {SMALL_VIT_TEXT if weights == 'random' else args.preset + ' (pretrained)'}, {info['params']:,} parameters")
     for line in token_arithmetic(info, backbone):
         print("   " + line)
     d, size = info["hidden_dim"], info["image_size"][0]
     build_head_model(d, 2, args.head[0], head_dim=args.head_dim)  # the handout's assert on D, before any data
+    unfreeze_last = check_unfreeze(args.unfreeze_last, backbone, weights)
     normalize, norm_text = normalization(args.preset, weights)
 
     data = load_data(args.data_dir, size, args.val_split, args.quick, args.seed)
     load = data.x_train.shape[1]
     print(f"{data!r}; inputs normalised with {norm_text}")
     levels = levels_from(args.augment)
-    unfreeze_last = "all" if scratch else args.unfreeze_last
     lr = args.learning_rate if unfreeze_last in (0, "all") else (args.finetune_learning_rate or args.learning_rate / 10)
     pool, head = args.pool[0], args.head[0]
     run.note(data_used=data.name, classes=data.class_names, weights=weights, backbone=info, normalization=norm_text,
@@ -809,19 +742,22 @@ def main(argv=None):
              schedule=f"linear warm-up over {args.warmup:.0%} of the steps to the learning rate, then cosine decay to 0")
     robust = robustness_set(data.x_val, data.y_val, args.seed)
     training = dict(dropout=args.dropout, head_dim=args.head_dim, warmup=args.warmup, weight_decay=args.weight_decay)
+    run.outputs.update(backbone=backbone, info=info, weights=weights, normalize=normalize, data=data, robust=robust, levels=levels)
 
     # ---- step B: the backbone frozen, the head trained on features computed once
     results = train_frozen_heads(run, backbone, normalize, data, robust, args.pool, args.head, args.learning_rate, **training)
 
     # ---- step D: the augmentation ladder, everything else equal
-    warm = results.get(f"frozen-{pool}-{head.replace('/', '_')}", {}).get("model")
+    warm = results.get(f"frozen-{pool}-{head}", {}).get("model")
     ladder, tuned = train_ladder(run, backbone, normalize, data, robust, levels, args.mix, pool, head, unfreeze_last, lr,
                                  warm if unfreeze_last not in (0, "all") else None, seed=args.seed, **training)
     results.update(tuned)
     best = report_ladder(run, ladder, results, data, levels, size, args.seed)
 
     # ---- step E: attention rollout and occlusion, on the best model of the ladder
-    run.savefig(interpret_model(results[best]["model"], data)[0], "interpretation")
+    figure, maps = interpret_model(results[best]["model"], data)
+    run.savefig(figure, "interpretation")
+    run.outputs.update(results=results, ladder=ladder, best=best, maps=maps)
     print(f"\nE. attention rollout and occlusion of {best}: {run.file('interpretation.png')}")
     return run.finish(f"ViT on {data.name}: {weights} backbone; frozen heads, then the augmentation ladder")
 

@@ -10,7 +10,7 @@ words subsampled (t=1e-3) and pairs and negatives re-drawn at every epoch.
 
     python -m kcourse.tasks.word2vec                  # 20,000 sentences, 5 epochs
     python -m kcourse.tasks.word2vec --quick          # a smoke run in seconds
-    python -m kcourse.tasks.word2vec --learning-rate 0.01 0.001   # two variants, one figure
+    python -m kcourse.tasks.word2vec --models skip-gram lr/10   # two learning rates, one figure
     python -m kcourse.tasks.word2vec --probe paris --analogy king queen man
 
 Which metric evaluates the embeddings? Two answer different questions.
@@ -24,20 +24,28 @@ words: the family pairs (king:queen::actor:actress) are right most of the
 time, capital analogies (paris - france + japan = tokyo) almost never, since
 each country/capital pair is a relation of its own, seen only through co-occurrence.
 
-The run folder gets config.json, history_lr<rate>.csv and lr<rate>.keras per
-variant (keras.saving.load_model), metrics.json, summary.csv, the per-batch
+The variants (--models): "skip-gram" trains with the options as given, "lr/10"
+the same at a tenth of --learning-rate. The run folder gets config.json,
+history_<variant>.csv and <variant>.keras per variant (keras.saving.load_model;
+file-safe names: lr-10 for lr/10), metrics.json, summary.csv, the per-batch
 loss curve, the 2-D PCA projection and `embeddings.npz` (`vectors`, `words`,
 `output_vectors`, from the first variant), which
 `python -m kcourse.tasks.transformer --embeddings PATH` loads.
 """
 
-from pathlib import Path
 
 import numpy as np
 
 from kcourse import cli, runs, text
 
+main = cli.lab_main(__name__)  # python -m kcourse.tasks.word2vec: build_parser(), then run_lab(args)
+
 PROBES = ("paris", "france", "euro", "king", "doctor")
+# The variants --models compares: each one a change to the options given, everything else equal.
+VARIANTS = {
+    "skip-gram": {},
+    "lr/10": {"learning_rate": 0.1},  # a factor on --learning-rate: how the rate changes the convergence
+}
 CATEGORIES = {
     "country": list(text.COUNTRIES),
     "capital": [d["capital"] for d in text.COUNTRIES.values()],
@@ -49,14 +57,6 @@ CATEGORIES = {
 
 
 # ---------------------------------------------------------------- step 1: corpus
-def load_corpus(n_sentences=20_000, seed=0, min_freq=1):
-    """The corpus, its token lists and the vocabulary built on them."""
-    corpus = text.build_synthetic_corpus(n_sentences, seed)
-    tokens = [text.tokenize(s) for s in corpus]
-    vocab = text.Vocabulary.build(tokens, min_freq=min_freq)
-    return corpus, tokens, vocab
-
-
 def corpus_stats(corpus, vocab):
     """The figures step 1 asks for: vocabulary, token counts under each tokenizer, class balance."""
     stats = {"sentences": len(corpus), "vocabulary (with 3 special tokens)": len(vocab)}
@@ -177,8 +177,9 @@ def pair_batches(flat, sentence, counts, batch_size=1024, window=2, negatives=5,
                 raise cli.LabError("the corpus gives no skip-gram pairs; use more --sentences or a wider --window")
 
         @property
-        def num_batches(self):
-            return -(-self.pairs // self.batch_size)
+        def num_batches(self):  # whole batches only under --distribute (each batch is split over the devices)
+            whole = keras.distribution.distribution() is not None
+            return self.pairs // self.batch_size if whole else -(-self.pairs // self.batch_size)
 
         def __getitem__(self, i):
             part = slice(i * self.batch_size, (i + 1) * self.batch_size)
@@ -312,8 +313,15 @@ def cooccurrence_countries(in_vectors, out_vectors, vocab):
     return ranking
 
 
-def evaluate(in_vectors, out_vectors, vocab, probes=PROBES, extra_analogies=()):
-    """Every figure of step 2 on one pair of tables (raw, not normalised, vectors)."""
+def vectors(model):
+    """The trained model's input vectors u (V, D) and output vectors v (V, D), raw (not normalised)."""
+    layer = skip_gram_layer(model)
+    return layer.embeddings(normalize=False), layer.output_embeddings()
+
+
+def evaluate(model, vocab, probes=PROBES, extra_analogies=()):
+    """Every figure of step 2 for a trained model (or its (u, v) tables): analogies, u.v, neighbours."""
+    in_vectors, out_vectors = model if isinstance(model, tuple) else vectors(model)
     questions = analogy_questions()
     family = analogy_accuracy(in_vectors, vocab, questions["family"])
     capital = analogy_accuracy(in_vectors, vocab, questions["capital"])
@@ -339,8 +347,10 @@ def evaluate(in_vectors, out_vectors, vocab, probes=PROBES, extra_analogies=()):
 
 # ---------------------------------------------------------------- figures and files
 def loss_figure(curves):
-    """Per-batch loss (smoothed) against epochs, one line per learning rate."""
+    """Per-batch loss (smoothed) against epochs, one line per variant."""
     import matplotlib.pyplot as plt
+
+    from kcourse import plots
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for i, (label, curve) in enumerate(curves.items()):
@@ -350,10 +360,7 @@ def loss_figure(curves):
         smooth = np.convolve(curve[:, 1], np.ones(width) / width, mode="valid")
         ax.plot(curve[width - 1 :, 0], smooth, color=f"C{i}", label=label)
     ax.set(xlabel="epoch", ylabel="loss per pair", title="skip-gram NS loss")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return plots.tidy(fig, ax)
 
 
 def projection_figure(vectors, vocab, title="word vectors, PCA 2-D"):
@@ -375,52 +382,32 @@ def projection_figure(vectors, vocab, title="word vectors, PCA 2-D"):
     return fig
 
 
-def save_embeddings(path, in_vectors, out_vectors, vocab):
-    np.savez(path, vectors=in_vectors, output_vectors=out_vectors, words=np.array(vocab.itos))
-
-
-def load_embeddings(path):
-    """(vectors (V, D), Vocabulary) from an `embeddings.npz` this lab wrote; bad files are LabErrors."""
-    path = Path(path)
-    expected = "an embeddings.npz written by kcourse.tasks.word2vec (arrays 'vectors' (V, D) and 'words' (V,))"
-    if not path.is_file():
-        raise cli.LabError(f"--embeddings {path}: no such file; expected {expected}")
-    try:
-        with np.load(path) as f:
-            vectors, words = f["vectors"], f["words"]
-    except Exception as error:
-        raise cli.LabError(f"--embeddings {path}: not readable ({type(error).__name__}: {error}); expected {expected}") from None
-    if vectors.ndim != 2 or words.ndim != 1 or len(words) != len(vectors):
-        raise cli.LabError(f"--embeddings {path}: got vectors {vectors.shape} and words {words.shape}; expected {expected}")
-    return vectors.astype("float32"), text.Vocabulary.from_words(words)
-
-
 # ---------------------------------------------------------------- the lab
-def _threshold(text):
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        import argparse
+def build_parser():
+    """The lab's options: the shared ones, the corpus, the skip-gram's sizes, the variants and the words to probe."""
+    parser = cli.lab_parser("word2vec", __doc__, epochs=5, batch_size=1024, learning_rate=0.01, quick={"sentences": 2000})
+    parser.add_argument("--models", nargs="+", default=["skip-gram"], choices=list(VARIANTS),
+                        help="variants, everything else equal: skip-gram (the options given), lr/10 (a tenth of the rate) (default: skip-gram)")
+    corpus = parser.add_argument_group("step 1, the corpus")
+    corpus.add_argument("--sentences", type=cli.positive_int, default=20_000, help="corpus size (default: %(default)s)")
+    corpus.add_argument("--min-freq", type=cli.positive_int, default=1, help="vocabulary filter (default: %(default)s)")
+    pairs = parser.add_argument_group("step 2, the pairs and the skip-gram")
+    pairs.add_argument("--window", type=cli.positive_int, default=2, help="context words each side (default: %(default)s)")
+    pairs.add_argument("--negatives", type=cli.positive_int, default=5, help="negatives per pair, K (default: %(default)s)")
+    pairs.add_argument("--sample", type=cli.number(float, 0, 1, high_open=True, why="0 turns subsampling off"), default=1e-3,
+                       help="subsampling threshold t, 0 = off (default: %(default)s)")
+    pairs.add_argument("--dim", type=cli.positive_int, default=50, help="embedding width (default: %(default)s)")
+    probes = parser.add_argument_group("what the vectors know")
+    probes.add_argument("--probe", nargs="+", help=f"words whose neighbours to list (default: {' '.join(PROBES)})")
+    probes.add_argument("--analogy", nargs=3, action="append", metavar=("A", "B", "C"), help="solve A:B::C:?")
+    return parser
 
-        raise argparse.ArgumentTypeError(f"{value:g} is not allowed: it must lie in [0, 1) (0 turns subsampling off)")
-    return value
 
-
-def main(argv=None):
-    parser = cli.lab_parser("word2vec", __doc__, epochs=5, batch_size=1024, quick={"sentences": 2000})
-    parser.add_argument("--learning-rate", type=cli.positive_float, nargs="+", default=[0.01],
-                        help="Adam learning rate; several values train one variant each (default: 0.01)")
-    parser.add_argument("--sentences", type=cli.positive_int, default=20_000, help="corpus size (default: %(default)s)")
-    parser.add_argument("--min-freq", type=cli.positive_int, default=1, help="vocabulary filter (default: %(default)s)")
-    parser.add_argument("--dim", type=cli.positive_int, default=50, help="embedding width (default: %(default)s)")
-    parser.add_argument("--window", type=cli.positive_int, default=2, help="context words each side (default: %(default)s)")
-    parser.add_argument("--negatives", type=cli.positive_int, default=5, help="negatives per pair, K (default: %(default)s)")
-    parser.add_argument("--sample", type=_threshold, default=1e-3, help="subsampling threshold t, 0 = off (default: %(default)s)")
-    parser.add_argument("--probe", nargs="+", help=f"words whose neighbours to list (default: {' '.join(PROBES)})")
-    parser.add_argument("--analogy", nargs=3, action="append", metavar=("A", "B", "C"), help="solve A:B::C:?")
-    args = parser.parse_args(argv)
+def run_lab(args):
+    """Steps 1-2 from the parsed options: the corpus and its figures, each variant fitted on re-drawn pairs, its
+    vectors probed (what `main` and the notebook run)."""
     run = runs.start("word2vec", args)
-
-    corpus, tokens, vocab = load_corpus(args.sentences, args.seed, args.min_freq)
+    corpus, tokens, vocab = text.load_corpus(args.sentences, args.seed, args.min_freq)
     probes = args.probe or [w for w in PROBES if w in vocab]
     for word in probes:
         vocab.id(word)  # an unknown word stops the lab before training
@@ -436,17 +423,16 @@ def main(argv=None):
     flat, sentence = encode_corpus(tokens, vocab)
     counts = np.bincount(flat, minlength=len(vocab)).astype("float64")
     curves, results = {}, {}
-    for lr in args.learning_rate:
-        name = f"lr{lr:g}"
-        fitted, trained = train(
-            run, name, len(vocab), flat, sentence, counts, dim=args.dim, window=args.window,
-            negatives=args.negatives, sample=args.sample, learning_rate=lr,
-        )
-        layer = skip_gram_layer(fitted.model)
-        u, v = layer.embeddings(normalize=False), layer.output_embeddings()
+    run.outputs.update(corpus=corpus, vocab=vocab, stats=stats, curves=curves, results=results)
+    for name in dict.fromkeys(args.models):
+        rate = args.learning_rate * VARIANTS[name].get("learning_rate", 1.0)
+        fitted, trained = train(run, name, len(vocab), flat, sentence, counts, dim=args.dim, window=args.window,
+                                negatives=args.negatives, sample=args.sample, learning_rate=rate)
+        u, v = vectors(fitted.model)
         curves[name] = trained["curve"]
-        results[name] = result = evaluate(u, v, vocab, probes, args.analogy or [])
+        results[name] = result = evaluate(fitted.model, vocab, probes, args.analogy or [])
         run.record(fitted, **{
+            "learning rate": rate,
             "loss": fitted.history["loss"][-1],
             "|u| before": trained["|u| before"],
             "|u| after": mean_norm(u, vocab),
@@ -457,12 +443,12 @@ def main(argv=None):
             "words / s": trained["words / s"],
         })
         run.save_metrics(**{name: result})
-        if lr == args.learning_rate[0]:
-            save_embeddings(run.file("embeddings.npz"), u, v, vocab)
+        if name == args.models[0]:
+            text.save_embeddings(run.file("embeddings.npz"), u, v, vocab)
             run.savefig(projection_figure(u, vocab, f"word vectors, PCA 2-D ({name})"), "projection")
 
     run.savefig(loss_figure(curves), "loss")
-    first = results[f"lr{args.learning_rate[0]:g}"]
+    first = results[args.models[0]]
     print("\nnearest neighbours by cosine (u.u):")
     for word, near in first["neighbours"].items():
         print(f"  {word:>10}: " + ", ".join(f"{w} {s:.2f}" for w, s in near))

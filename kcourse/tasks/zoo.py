@@ -1,7 +1,7 @@
 """Lectures 003-004: the architectures the lectures cite, their numbers computed rather than believed.
 
 Every model is built from its definition, with no weights to download: the
-course's MLP 784-128-10 and vanilla CNN (kcourse.tasks.mnist), one 3x3
+course's MLP 784-128-10 and vanilla CNN (kcourse.models, as the mnist lab trains them), one 3x3
 convolution 3 -> 64 (k x k x C_in x C_out + C_out = 1,792), VGG11/13 from the
 VGG paper's configurations and VGG16/19 from keras.applications
 (weights=None), ResNet-18/34/50/101 from keras-hub's `ResNetBackbone`
@@ -43,12 +43,12 @@ interrupted run had already counted), zoo.csv (and the runner's summary.csv),
 first_layers.csv and params_vs_flops.png (parameters against FLOPs, log scale).
 """
 
-import argparse
 import contextlib
-import math
 import re
 
-from kcourse import cli, runs
+from kcourse import cli, parameters, runs
+
+main = cli.lab_main(__name__)  # python -m kcourse.tasks.zoo: build_parser(), then run_lab(args)
 
 MODELS = ("mlp", "cnn", "conv3x3", "vgg11", "vgg13", "vgg16", "vgg19",
           "resnet18", "resnet34", "resnet50", "resnet101", "vit_b16", "transformer")
@@ -60,13 +60,6 @@ VGG_CONFIGS = {
     13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
     19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
-}
-# keras-hub's resnet_{18,34,50,101}_imagenet presets: blocks per stage and block type (the rest is shared).
-RESNET_BLOCKS = {
-    18: ([2, 2, 2, 2], "basic_block"),
-    34: ([3, 4, 6, 3], "basic_block"),
-    50: ([3, 4, 6, 3], "bottleneck_block"),
-    101: ([3, 4, 23, 3], "bottleneck_block"),
 }
 TP4 = dict(max_len=32, d_model=64, n_heads=2, n_layers=2, pe="sinusoidal")  # kcourse.tasks.transformer's defaults
 VIT_B16 = dict(image_shape=(224, 224, 3), patch_size=16, num_layers=12, num_heads=12, hidden_dim=768, mlp_dim=3072)
@@ -134,14 +127,10 @@ def build_vgg(depth, classes=1000):
 def build_resnet(depth, classes=1000):
     """keras-hub's ResNetBackbone from its preset's constructor arguments, then global pooling and a dense head."""
     import keras
-    import keras_hub
 
-    blocks, block_type = RESNET_BLOCKS[depth]
-    backbone = keras_hub.models.ResNetBackbone(
-        input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 128, 256, 512],
-        stackwise_num_blocks=blocks, stackwise_num_strides=[1, 2, 2, 2], block_type=block_type,
-        use_pre_activation=False, image_shape=(224, 224, 3),
-    )
+    from kcourse.models import resnet_backbone
+
+    backbone = resnet_backbone(depth, image_shape=(224, 224, 3))
     features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(backbone.output)  # (B, 512 or 2048)
     return keras.Model(backbone.input, keras.layers.Dense(classes, name="fc")(features), name=f"resnet{depth}")
 
@@ -149,9 +138,10 @@ def build_resnet(depth, classes=1000):
 def build_vit_b16(classes=1000):
     """keras-hub's ViTBackbone at the ViT-B/16 sizes (197 tokens of 768), a dense head on the [CLS] token."""
     import keras
-    import keras_hub
 
-    backbone = keras_hub.models.ViTBackbone(**VIT_B16)
+    from kcourse import system
+
+    backbone = system.keras_hub().models.ViTBackbone(**VIT_B16)
     cls = backbone.output[:, 0, :]  # (B, 768): the [CLS] token of (B, 197, 768)
     return keras.Model(backbone.input, keras.layers.Dense(classes, name="head")(cls), name="vit_b16")
 
@@ -159,10 +149,10 @@ def build_vit_b16(classes=1000):
 def build_tiny_transformer():
     """The TP4 TinyTransformerClassifier at the transformer lab's sizes: its corpus' vocabulary, 32 tokens,
     d_model 64, 2 heads, 2 blocks (as kcourse.tasks.transformer.build_model makes it, uncompiled)."""
+    from kcourse import text
     from kcourse.models import TinyTransformerClassifier
-    from kcourse.tasks import transformer
 
-    _, vocab, _ = transformer.load_data()
+    _, _, vocab = text.load_corpus()
     model = TinyTransformerClassifier(vocab_size=len(vocab), pad_id=vocab.pad_id, name="transformer", **TP4)
     model.build((None, TP4["max_len"]))
     return model
@@ -170,14 +160,14 @@ def build_tiny_transformer():
 
 def build_model(name, classes=1000):
     """The architecture `name` (one of MODELS), built with fresh weights; `classes` sizes the ImageNet models' head."""
-    from kcourse.tasks import mnist
+    from kcourse.models import build_cnn, build_mlp
 
     if name not in MODELS:
         raise cli.LabError(f"unknown model {name!r}: choose among {', '.join(MODELS)}")
     if name == "mlp":
-        return mnist.build_mlp()
+        return build_mlp()
     if name == "cnn":
-        return mnist.build_cnn()
+        return build_cnn()
     if name == "conv3x3":
         return build_conv3x3()
     if name.startswith("vgg"):
@@ -190,11 +180,6 @@ def build_model(name, classes=1000):
 
 
 # ---------------------------------------------------------------- the numbers
-def trainable_parameters(model):
-    """What PyTorch's `sum(p.numel() for p in model.parameters())` counts: the trainable weights."""
-    return sum(math.prod(int(n) for n in w.shape) for w in model.trainable_weights)
-
-
 def macs_per_image(name, model):
     """Multiply-adds for one image (one sequence for the Transformer), from the configs: see kcourse.flops."""
     from kcourse import flops
@@ -237,16 +222,14 @@ def reference_count(name, model):
         return (5 * 5 * 1 * 10 + 10) + (5 * 5 * 10 * 10 + 10) + (490 * 50 + 50) + (50 * 10 + 10)
     if name == "conv3x3":
         return conv_parameters(3, 3, 64)
-    from kcourse.tasks import transformer
-
-    formulas = transformer.parameter_formulas(model.d_model, model.n_heads, model.mlp_ratio, model.n_layers,
+    formulas = parameters.transformer_formulas(model.d_model, model.n_heads, model.mlp_ratio, model.n_layers,
                                               model.vocab_size, model.max_len, model.num_classes, model.pe)
     return formulas[-1]["computed"]
 
 
 def measure(name, model, classes=1000):
     """One row of the zoo's table for a built model: parameters, the lecture's figure, FLOPs, field, MiB."""
-    trainable, total = trainable_parameters(model), model.count_params()
+    trainable, total = parameters.trainable(model), model.count_params()
     macs = macs_per_image(name, model)
     lecture = LECTURE.get(name)
     same_head = classes == 1000 or name not in IMAGENET
@@ -417,31 +400,13 @@ def _short(n):
 
 
 def build_parser():
-    """The shared options (--epochs and --batch-size are accepted and unused: nothing is trained), the models, the head."""
-    parser = cli.lab_parser("zoo", __doc__, epochs=1, batch_size=1, quick={"models": list(QUICK)})
-    for action in parser._actions:
-        if action.dest in ("epochs", "batch_size", "distribute"):
-            action.help = argparse.SUPPRESS  # nothing is trained here
+    """The shared options that mean something here (nothing is trained: no --epochs, --batch-size, --distribute), the models, the head."""
+    parser = cli.lab_parser("zoo", __doc__, trains=False, quick={"models": list(QUICK)})
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, metavar="MODEL",
                         help=f"among {', '.join(MODELS)} (default: all; with --quick: {' '.join(QUICK)})")
     parser.add_argument("--classes", type=cli.positive_int, default=1000,
                         help="classes of the ImageNet models' head (default: %(default)s, the published counts)")
     return parser
-
-
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    run = runs.start("zoo", args)
-    rows = []
-    for name in dict.fromkeys(args.models):
-        if run.resuming and name in run.metrics:
-            print(f"{name}: counted by the interrupted run; read back from metrics.json")
-            row = run.metrics[name]
-        else:
-            row = count(name, args.classes)
-            run.save_metrics(**{name: row})
-        rows.append(row)
-    return hand_in(run, rows, first_layers(), args.classes)
 
 
 def hand_in(run, rows, first, classes=1000):
@@ -459,6 +424,24 @@ def hand_in(run, rows, first, classes=1000):
         print(line)
     run.rows = [{key: ("-" if value is None else value) for key, value in row.items()} for row in rows]
     return run.finish(f"the lectures' architectures, per image ({classes}-class heads on the ImageNet models)")
+
+
+def run_lab(args):
+    """The zoo from the parsed options: each architecture built with shapes only and counted, the first layers
+    (what `main` and the notebook run)."""
+    run = runs.start("zoo", args)
+    rows = []
+    for name in dict.fromkeys(args.models):
+        if run.resuming and name in run.metrics:
+            print(f"{name}: counted by the interrupted run; read back from metrics.json")
+            row = run.metrics[name]
+        else:
+            row = count(name, args.classes)
+            run.save_metrics(**{name: row})
+        rows.append(row)
+    first = first_layers()
+    run.outputs.update(rows=rows, first=first)
+    return hand_in(run, rows, first, args.classes)
 
 
 if __name__ == "__main__":
