@@ -2,6 +2,8 @@
 
     python -m kcourse                  # this overview
     python -m kcourse mnist --quick    # the same as python -m kcourse.tasks.mnist --quick
+    python -m kcourse report RUN_DIR   # a run's report.html and report.md, written again from its folder
+    python -m kcourse report RUN_A RUN_B RUN_C --out DIR   # one lab's runs side by side (comparison.html)
 """
 
 import ast
@@ -38,10 +40,33 @@ def overview(argv):
     print(f"python: {sys.version.split()[0]} ({sys.executable})")
 
 
+def report_main(argv):
+    """`python -m kcourse report RUN_DIR [RUN_DIR ...] [--out DIR]`: one run's page again, or several side by side."""
+    from kcourse import report
+
+    parser = cli.LabParser(prog="python -m kcourse report", description="A run's page, or one lab's runs side by side.")
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--out", type=Path, help="where the comparison of several runs goes (default: runs/compare-<lab>-<time>)")
+    args = parser.parse_args(argv)
+    records = [report.Record.read(folder) for folder in args.runs]
+    lab = importlib.import_module(f"kcourse.tasks.{records[0].lab}")
+    if len(records) == 1:
+        path = report.write(records[0], getattr(lab, "HANDOUT", ()), records[0].config.get("title"))
+    else:
+        import time
+
+        out = args.out or Path("runs") / f"compare-{records[0].lab}-{time.strftime('%Y%m%d-%H%M%S')}"
+        path = report.write_comparison(records, getattr(lab, "HANDOUT", ()), out, getattr(lab, "PARITY", None))
+    print(f"report: {path}")
+    return path
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0].startswith("-"):
         return overview(argv)
+    if argv[0] == "report":
+        return report_main(argv[1:])
     name, rest = argv[0], argv[1:]
     if name not in labs():
         raise cli.LabError(f"no lab named {name!r}: choose one of {', '.join(sorted(labs()))}")

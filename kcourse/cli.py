@@ -13,6 +13,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -40,13 +41,16 @@ class LabParser(argparse.ArgumentParser):
 
     def parse_args(self, args=None, namespace=None):
         parsed = super().parse_args(args, namespace)
+        argv = sys.argv[1:] if args is None else list(args)
         given = self._given(args)
-        if parsed.resume is not None:
+        if getattr(parsed, "resume", None) is not None:
             _resume_options(self, parsed, given)  # saved as resolved: --quick is already applied
-        elif parsed.quick:
+        elif getattr(parsed, "quick", False):
             for name, value in self.quick.items():
                 if name not in given:
                     setattr(parsed, name, value)
+        if hasattr(parsed, "quick") and parsed.resume is None:  # the command that made a lab's run, for its report
+            parsed.command = " ".join(["python -m " + self.prog.split()[-1], *(shlex.quote(a) for a in argv)])
         return parsed
 
     def _given(self, args):

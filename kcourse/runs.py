@@ -24,6 +24,7 @@ leaves no folder behind, and the corrected command may use the same `--out`.
         metrics.json             final figures, per variant
         summary.csv              the table printed at the end
         *.png                    figures
+        report.html, report.md   the page a student hands in: the handout's questions answered (kcourse.report)
 """
 
 import csv
@@ -125,7 +126,7 @@ class Run:
         self.epochs, self.batch_size = config.get("epochs"), config.get("batch_size")
         self.device = system.accelerator() or "cpu:0"
         self.metrics = json.loads((out / "metrics.json").read_text()) if resume and (out / "metrics.json").exists() else {}
-        self.rows, self.histories, self.fitted, self.outputs = [], {}, {}, {}
+        self.rows, self.histories, self.fitted, self.outputs, self.handout = [], {}, {}, {}, ()
         self._opened = resume
         print(f"{lab}: backend {info['backend']} on {self.device}; run folder {out}" + (" (resumed)" if resume else ""), flush=True)
 
@@ -245,9 +246,14 @@ class Run:
         self.save_metrics(**{fitted.name: row})
         return row
 
-    def finish(self, title, curves=("loss", "accuracy")):
-        """Learning curves, summary.csv and the summary table; returns the run."""
-        from kcourse import plots
+    def finish(self, title, curves=("loss", "accuracy"), handout=()):
+        """Learning curves, summary.csv, the summary table and the report; returns the run.
+
+        `handout`: the lab's HANDOUT (kcourse.report.Item): report.html and
+        report.md answer each item with this run's numbers; the last line
+        printed names report.html (written again after --resume).
+        """
+        from kcourse import plots, report
 
         if self.histories:
             metrics = [m for m in curves if any(m in h for h in self.histories.values())]
@@ -260,7 +266,23 @@ class Run:
         else:
             self.open()
             console().print(f"run folder: {self.path}")
+        self.handout = tuple(handout)
+        self.note(title=title)
+        self.report = report.write(self.snapshot(), self.handout, title)
+        print(f"report: {self.report}", flush=True)
         return self
+
+    def snapshot(self):
+        """What the run holds, as a kcourse.report.Record (what its folder would give back)."""
+        from kcourse import report
+
+        return report.Record(self.path, dict(self.config), self.metrics, self.rows)
+
+    def answers(self):
+        """The handout's items this lab answers, each with this run's answer (None: not measured): what the report shows."""
+        from kcourse import report
+
+        return report.answers(self.snapshot(), self.handout)
 
     # ------------------------------------------------------------ files
     def file(self, name):
@@ -291,7 +313,9 @@ class Run:
 
     def save_table(self, name, rows):
         """Write a list of dicts as `<name>.csv`; its columns are the union of the rows' keys, in order."""
-        columns = list(dict.fromkeys(key for row in rows for key in row))
+        from kcourse import report
+
+        columns = report.columns(rows)
         with open(self.file(f"{name}.csv"), "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns, restval="")
             writer.writeheader()
@@ -310,13 +334,15 @@ class Run:
         """Print rows (a list of dicts) as a table, blank where a row lacks a column, and where the run went."""
         from rich.table import Table
 
-        columns = list(dict.fromkeys(key for row in rows for key in row))
+        from kcourse import report
+
+        columns = report.columns(rows)
         table = Table(title=title)
         for key in columns:
-            number = any(_is_number(row.get(key)) for row in rows)
+            number = any(report.is_number(row.get(key)) for row in rows)
             table.add_column(key, justify="right" if number else "left")
         for row in rows:
-            table.add_row(*(_fmt(row.get(key, "")) for key in columns))
+            table.add_row(*(report.fmt(row.get(key, "")) for key in columns))
         out = console()
         out.print(table)
         out.print(f"run folder: {self.path}")
@@ -364,15 +390,3 @@ def _plain(value):
 
 def _params(n):
     return f"{n / 1e6:.2f} M" if n >= 100_000 else f"{n:,}"
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _fmt(value):
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)

@@ -9,6 +9,7 @@ its lab's xdist group. EXPECT maps a notebook to a check of the names its cells
 left behind; a new notebook adds its entries.
 """
 
+import re
 from pathlib import Path
 
 import pytest
@@ -138,4 +139,7 @@ def test_notebook_runs_and_teaches(path, monkeypatch, tmp_path, lab_run):
     namespace = run_notebook(path, monkeypatch, shared)
     assert path.stem in EXPECT, f"add the key numbers of {path.name} to EXPECT"
     assert sorted(namespace["_reused"]) == sorted(lab for lab, _ in shared)  # the notebook runs its labs as the CLI does
+    for name in ("answers", "answers2")[: len(shared)]:  # the report's answers, shown: each with the run's numbers
+        said = [a["answer"] for a in namespace[name] if a["answer"] is not None]
+        assert said and all(re.search(r"\d", answer) for answer in said), namespace[name]
     EXPECT[path.stem](namespace)

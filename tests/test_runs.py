@@ -74,6 +74,7 @@ def test_resume_on_the_command_line_continues_with_the_runs_own_options(tmp_path
     assert [row["model"] for row in run.rows] == ["mlp"]
     assert len(runs.read_history(folder / "history_mlp.csv")["loss"]) == 2
     assert (folder / "summary.csv").exists() and (folder / "learning_curves.png").exists()
+    assert "000:2" in (folder / "report.md").read_text()  # the report, written again when the resumed run finishes
 
 
 def test_quick_keeps_what_is_asked_explicitly():

@@ -53,12 +53,15 @@ from pathlib import Path
 import numpy as np
 
 from kcourse import cli, datasets, images, metrics, presets, runs
+from kcourse.report import Item
 
 main = cli.lab_main(__name__)  # python -m kcourse.tasks.clip: build_parser(), then run_lab(args)
 
 PRESET = "clip_vit_base_patch32"
 TINY = "tiny"
 DATASETS = ("ants-bees", "hotdog")
+PARITY = {"val accuracy": 0.05}
+KEY_FIGURES = ("zero_shot_ants-bees", "zero_shot_hotdog")
 # The CLIP notebook's ("Prompt_Engineering_for_ImageNet") best 7 of its 80 ImageNet templates, after the plain one.
 TEMPLATES = (
     "a photo of a {}.",
@@ -484,6 +487,39 @@ def compared_row(other, like):
 
 
 # ---------------------------------------------------------------- the lab
+# ---------------------------------------------------------------- the handout's questions, answered by the run
+def zero_shot_accuracy(run):
+    mine = [r for r in run.rows if r.get("run") == "this run"]
+    if not mine:
+        return None
+    by_data = {}
+    for r in mine:
+        by_data.setdefault(r["model"].split(": ")[0], {})[r["model"].split(": ")[1]] = r
+    parts = "; ".join(f"{data}: val accuracy {v['single prompt']['val accuracy']:.3f} with one prompt, "
+                      f"{v['ensemble']['val accuracy']:.3f} with the ensemble of {len(run.config['templates'])} templates"
+                      for data, v in by_data.items())
+    random = " (random weights, offline: the scores mean nothing)" if run.config["weights"] == "random" else ""
+    return f"No training, the classes' names only: {parts}{random}."
+
+
+def beside_fine_tuned(run):
+    theirs = [r for r in run.rows if r.get("prompts") == "trained"]
+    mine = [r for r in run.rows if r.get("run") == "this run" and r["model"].endswith("ensemble")]
+    if not theirs or not mine:
+        return None
+    parts = ", ".join(f"{r['model']} {r['val accuracy']:.3f}" for r in theirs)
+    return (f"CLIP zero-shot {mine[0]['val accuracy']:.3f} beside the trained models on the same classes: {parts} "
+            f"({run.config['weights']} CLIP weights).")
+
+
+HANDOUT = (
+    Item("004:27", "Classification zero-shot : pas besoin de réentraînement ; description textuelle des classes",
+         "Zero-shot classification from text descriptions of the classes.", zero_shot_accuracy, "kcourse.tasks.clip.evaluate"),
+    Item("004:29", "Modèle à utiliser en pratique de nos jours", "CLIP beside the models trained on the same classes.",
+         beside_fine_tuned, "kcourse.tasks.clip.compared_row", needs="--compare <finetune run> <vit run>"),
+)
+
+
 def build_parser():
     """The lab's options: the shared ones that mean something here (nothing trains), the data, the model and prompts."""
     parser = cli.lab_parser("clip", __doc__, trains=False, batch_size=32, batch_help="images per encoding batch (default: %(default)s)")
@@ -548,7 +584,7 @@ def run_lab(args):
             print(f"--compare {other['folder']}: its classes {other['classes']} are not those of any data here; shown last")
             run.rows.append(compared_row(other, run.rows[0]))
     return run.finish(f"CLIP zero-shot ({model.preset}, {model.weights} weights)"
-                      + (" beside the fine-tuned runs" if others else ""))
+                      + (" beside the fine-tuned runs" if others else ""), handout=HANDOUT)
 
 
 if __name__ == "__main__":

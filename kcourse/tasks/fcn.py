@@ -48,12 +48,15 @@ from pathlib import Path
 import numpy as np
 
 from kcourse import cli, datasets, runs
+from kcourse.report import Item
 
 main = cli.lab_main(__name__)  # python -m kcourse.tasks.fcn: build_parser(), then run_lab(args)
 
 MODELS = ("cnn", "background")
 DIGIT = 28  # the classifier's input side
 BACKGROUND = 10  # the label of the 11th class
+PARITY = {"test accuracy": 0.02, "recall": 0.2}  # 30 placed digits: one digit is 3 points of recall
+KEY_FIGURES = ("localisation_background", "localisation_cnn")
 
 
 # ---------------------------------------------------------------- data
@@ -371,6 +374,53 @@ def evaluate(model, data):
     return {"test accuracy": float((predict_classes(model, data.x_test, 256) == data.y_test).mean())}
 
 
+# ---------------------------------------------------------------- the handout's questions, answered by the run
+def dense_as_convolutions(run):
+    row = run.row("cnn") or run.rows[0]
+    return (f"Flatten + Dense(50) become a 7x7 'valid' convolution and Dense(10) a 1x1 one, holding the same weights and "
+            f"biases ({row['total params']:,} parameters either way): on 28x28 digits the FCN's logits differ from the "
+            f"classifier's by at most {row['fcn vs classifier']:.1e}, float rounding; on a {run.config['canvas'][0]}x"
+            f"{run.config['canvas'][1]} canvas they form a map.")
+
+
+def activation_map_then_max(run):
+    rows = {r["model"]: r for r in run.rows}
+    parts = "; ".join(f"{name}: precision {r['precision']:.2f}, recall {r['recall']:.2f} ({r['detections']} detections)"
+                      for name, r in rows.items())
+    placed = next(iter(rows.values()))["placed digits"]
+    return f"The max over the class maps, local maxima above {run.config['threshold']}, on {placed} placed digits: {parts}."
+
+
+def field_of_an_output(run):
+    name = run.rows[0]["model"]
+    m = run.metrics[name]
+    return (f"Each output of the FCN sees {m['receptive field']}x{m['receptive field']} input pixels (the gradient probe finds "
+            f"{m['probed field'][0]}x{m['probed field'][1]}), its outputs {m['jump']} px apart: not the 28x28 window the "
+            f"classifier saw, the 'same' paddings look {(m['receptive field'] - 28) // 2} px beyond it.")
+
+
+def background_class(run):
+    cnn, background = run.row("cnn"), run.row("background")
+    if cnn is None or background is None:
+        return None
+    return (f"Without a background class the CNN must name a digit everywhere: precision {cnn['precision']:.2f}; with an "
+            f"11th class trained on empty paper and shifted digits, {background['precision']:.2f} (recall {cnn['recall']:.2f} "
+            f"against {background['recall']:.2f}).")
+
+
+HANDOUT = (
+    Item("004:18", "La seule chose qui bloque c'est le MLP final : on le remplace par des convolutions (noyau 1 × 1)",
+         "A fully convolutional network: the final MLP replaced by convolutions.", dense_as_convolutions,
+         "kcourse.tasks.fcn.to_fcn"),
+    Item("004:20", "Localisation : carte d'activation finale puis max", "Localisation: the final activation map, then its max.",
+         activation_map_then_max, "kcourse.tasks.fcn.localise"),
+    Item("004:10", "Champ réceptif : nombre de pixels d'entrée dont dépend une valeur en profondeur",
+         "The receptive field of an output.", field_of_an_output, "kcourse.receptive_field.receptive_fields"),
+    Item("002:6", "De revenir sur les couches de convolutions → notion de FCN", "The FCN, and the background it must learn.",
+         background_class, "kcourse.tasks.fcn.with_background", needs="--models cnn background"),
+)
+
+
 def build_parser():
     """The lab's options: the shared ones, the models, a saved CNN, the canvases and the detector."""
     # --quick: 12,000 digits (+ 6,000 backgrounds), 3 epochs: the classifiers find digits, in seconds
@@ -434,7 +484,7 @@ def run_lab(args):
         run.savefig(plot_class_maps(results[0]["maps"]), f"class_maps_{name}")
         run.save_metrics(**{name: {"receptive field": field, "probed field": list(probe["field"]), "jump": jump}})
         run.record(fitted, **evaluate(fitted.model, data), **{"fcn vs classifier": difference}, **figures)
-    return run.finish(f"FCN localisation ({data.name}, threshold {args.threshold}, tolerance {args.tolerance:g} px)")
+    return run.finish(f"FCN localisation ({data.name}, threshold {args.threshold}, tolerance {args.tolerance:g} px)", handout=HANDOUT)
 
 
 if __name__ == "__main__":

@@ -50,12 +50,16 @@ metrics.json, summary.csv, augmentation.png and learning_curves.png.
 import numpy as np
 
 from kcourse import cli, datasets, images, presets, runs
+from kcourse.report import Item
 
 main = cli.lab_main(__name__)  # python -m kcourse.tasks.finetune: build_parser(), then run_lab(args)
 
 PRESET = "resnet_18_imagenet"
 MODELS = ("fine-tuned", "frozen", "scratch")
 FREEZE = ("none", "features", "all-but-head")
+PARITY = {"val accuracy": 0.1}  # 30 validation photos offline: one photo is 3 points
+CLASS_SIZE = ("--models", "fine-tuned", "frozen", "scratch", "--image-size", "128")  # ~5 min a backend on 2 cores
+KEY_FIGURES = ("learning_curves", "augmentation")
 
 
 def load_backbone(preset=PRESET, pretrained=True):
@@ -187,6 +191,74 @@ def evaluate(model, data, batch_size=32):
     return metrics.classification(data.y_val, predict_classes(model, data.x_val, batch_size), len(data.class_names))
 
 
+# ---------------------------------------------------------------- the handout's questions, answered by the run
+def the_task(run):
+    sizes = run.metrics.get("photos")
+    if not sizes:
+        return None
+    classes = " vs ".join(run.config["classes"])
+    return (f"{classes}: {sizes['train']:,} training and {sizes['val']:,} validation photos of {run.config['data_used']}, "
+            f"two classes (the Hymenoptera set has 244 / 153; offline, the embedded stand-in).")
+
+
+def the_augmentation(run):
+    c, sizes = run.config, run.metrics.get("photos")
+    if not sizes:
+        return None
+    crop = f"a random {c['image_size']}x{c['image_size']} window of the {sizes['side']} px photos" if c["crop_margin"] > 0 else "a resize"
+    return (f"In training only: {crop}, flips {c['flip']}, rotations up to {c['rotation']:.0%} of a turn, zoom up to "
+            f"{c['zoom']:.0%}, contrast up to {c['contrast']:.0%}; at inference the centre {c['image_size']} px window "
+            f"(augmentation.png shows {sizes['shown']} photos and four draws each).")
+
+
+def the_new_head(run):
+    row = run.row("frozen") or run.row("fine-tuned") or run.row("scratch")
+    head = run.metrics.get("head")
+    if row is None or head is None:
+        return None
+    return (f"{run.config['preset']} ({run.config['weights']} weights): its ImageNet head replaced by average pooling and "
+            f"Dense({head['classes']}) on its {head['features']} features, {head['parameters']:,} parameters of the model's "
+            f"{row['total params']:,}.")
+
+
+def fine_tuned_frozen_scratch(run):
+    rows = [r for r in run.rows if r["model"] in MODELS]
+    if len(rows) < 2:
+        return None
+    best = max(rows, key=lambda r: r["val accuracy"])
+    parts = ", ".join(f"{r['model']} {r['val accuracy']:.3f} ({r['trainable params']:,} trainable, {r['s / epoch']:.2f} s / epoch)"
+                      for r in rows)
+    random = " (no pretrained weights here: frozen keeps a random backbone, the comparison needs the preset)" if run.config["weights"] == "random" else ""
+    return f"Val accuracy: {parts}; {best['model']} wins{random}."
+
+
+def frozen_trains_the_head(run):
+    frozen = run.row("frozen")
+    if frozen is None:
+        return None
+    return (f"Frozen, only the new head trains: {frozen['trainable params']:,} of {frozen['total params']:,} parameters "
+            f"({frozen['trainable params'] / frozen['total params']:.3%}), val accuracy {frozen['val accuracy']:.3f}; the "
+            f"backbone's weights did not move by a bit (tests/test_finetune.py).")
+
+
+HANDOUT = (
+    Item("000:3", "...sur un problème de classification binaire (Hymenoptera dataset)", "The binary task: ants against bees.",
+         the_task, "kcourse.datasets.ants_bees"),
+    Item("000:4", "Paramétrage de l'augmentation de données (II.A)", "The augmentation's settings (II.A).",
+         the_augmentation, "kcourse.images.augmentation"),
+    Item("000:5", "model = models.resnet18(pretrained=True) ; model.fc = nn.Linear(num_ftrs, 2)",
+         "A pretrained ResNet18 with a new two-class head (II.B).", the_new_head, "kcourse.tasks.finetune.build_model"),
+    Item("000:8", "Comparaison entre deux méthodes de Fine-Tuning (II.D, avec ou sans « Freezing »)",
+         "Fine-tuned against frozen against trained from scratch (II.D).", fine_tuned_frozen_scratch,
+         "kcourse.tasks.finetune.evaluate", needs="--models fine-tuned frozen scratch"),
+    Item("004:24", "On change la tête dense du réseau ; on fixe tous les paramètres sauf cette nouvelle tête",
+         "A new dense head, every other parameter frozen.", frozen_trains_the_head, "kcourse.tasks.finetune.freeze",
+         needs="--models frozen"),
+    Item("004:22", "Modèles pré-entraînés sur ImageNet : point de départ pour de nouvelles tâches, classes, données",
+         "A model pretrained on ImageNet as the starting point.", the_new_head, "kcourse.tasks.finetune.load_backbone"),
+)
+
+
 def build_parser():
     """The lab's options: the shared ones, the data, the augmentation (II.A) and the models (II.B, II.D)."""
     parser = cli.lab_parser("finetune", __doc__, epochs=10, batch_size=32, learning_rate=1e-3, quick={"image_size": 64})
@@ -218,6 +290,11 @@ def run_lab(args):
     start = presets.weights_of(backbone)  # before any training: every variant starts from the preset's weights
     todo = variants(args.models, weights, args.freeze)
     run.note(data_used=data.name, classes=data.class_names, weights=weights)
+    features = int(backbone.output.shape[-1])
+    run.save_metrics(photos={"train": len(data.x_train), "val": len(data.x_val), "side": int(data.x_train.shape[1]),
+                             "shown": 2 * len(data.class_names)},
+                     head={"classes": len(data.class_names), "features": features,
+                           "parameters": features * len(data.class_names) + len(data.class_names)})
     run.outputs.update(data=data, backbone=backbone, start=start, weights=weights)
     print(f"{data!r}\nbackbone {args.preset} ({weights} weights)")
 
@@ -234,7 +311,7 @@ def run_lab(args):
 
         fitted = run.fit(name, build, (data.x_train, data.y_train), (data.x_val, data.y_val))
         run.record(fitted, weights=weights if pretrained else "random", freeze=freeze_how, **evaluate(fitted.model, data, args.batch_size))
-    return run.finish(f"{' vs '.join(data.class_names)} ({data.name})")
+    return run.finish(f"{' vs '.join(data.class_names)} ({data.name})", handout=HANDOUT)
 
 
 if __name__ == "__main__":

@@ -25,10 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from kcourse import cli, datasets, runs
+from kcourse.report import Item
 
 main = cli.lab_main(__name__)  # python -m kcourse.tasks.mnist: build_parser(), then run_lab(args)
 
 MODELS = ("mlp", "cnn")
+PARITY = {"test accuracy": 0.02}  # the largest difference between backends RESULTS.md accepts
+KEY_FIGURES = ("learning_curves", "confusion_cnn")
 
 
 def build_model(name, learning_rate=1e-3):
@@ -46,6 +49,51 @@ def evaluate(model, data):
     from kcourse.training import predict_classes
 
     return {"test accuracy": float((predict_classes(model, data.x_test, 256) == data.y_test).mean())}
+
+
+# ---------------------------------------------------------------- the handout's questions, answered by the run
+def vanilla_cnn(run):
+    cnn = run.row("cnn")
+    shapes = run.metrics.get("shapes", {}).get("cnn")
+    if cnn is None or shapes is None:
+        return None
+    return (f"The vanilla CNN built here (conv 5x5 1 -> 10, pool, conv 5x5 10 -> 10, pool, dense 490 -> 50, dropout, "
+            f"50 -> 10) has {cnn['total params']:,} parameters and maps {_shape(shapes['input'])} to {_shape(shapes['output'])} "
+            f"(channels last: the course's [B, 1, 28, 28] is (B, 28, 28, 1) in Keras).")
+
+
+def cnn_beats_mlp(run):
+    cnn, mlp = run.row("cnn"), run.row("mlp")
+    if cnn is None or mlp is None:
+        return None
+    verdict = "Yes" if cnn["test accuracy"] > mlp["test accuracy"] else "Not in this run"
+    return (f"{verdict}: the CNN reaches {cnn['test accuracy']:.3f} test accuracy against the MLP's {mlp['test accuracy']:.3f}, "
+            f"with {mlp['total params'] / cnn['total params']:.1f}x fewer parameters ({cnn['total params']:,} against "
+            f"{mlp['total params']:,}).")
+
+
+def mlp_parameters(run):
+    mlp = run.row("mlp")
+    if mlp is None:
+        return None
+    agrees = "as" if mlp["total params"] == 101_770 else "not as"
+    return f"The MLP(784, 128, 10) has {mlp['total params']:,} parameters, {agrees} the lecture's print(n) says (101770)."
+
+
+def _shape(shape):
+    return "(" + ", ".join("B" if d is None else str(d) for d in shape) + ")"
+
+
+HANDOUT = (
+    Item("000:1", "Construction d'un « Vanilla CNN »", "The vanilla CNN: its layers, parameters and shapes.",
+         vanilla_cnn, "kcourse.models.build_cnn", needs="--models cnn"),
+    Item("000:2", "Meilleur scores qu'un MLP", "Does the vanilla CNN score better than the MLP?",
+         cnn_beats_mlp, "kcourse.tasks.mnist.evaluate", needs="--models mlp cnn"),
+    Item("003:3", "model = MLP(784, 128, 10) ; print(f\"{n} parametres\")  # 101770", "How many parameters has the MLP 784-128-10?",
+         mlp_parameters, "kcourse.models.build_mlp", needs="--models mlp"),
+    Item("003:11", "MNIST : [B, 1, 28, 28] → [B, 10]", "The MNIST CNN's input and output shapes.",
+         vanilla_cnn, "kcourse.models.build_cnn", needs="--models cnn"),
+)
 
 
 def build_parser():
@@ -71,6 +119,8 @@ def run_lab(args):
     for name in args.models:
         fitted = run.fit(name, lambda: build_model(name, args.learning_rate), data.train, data.val)
         run.record(fitted, **evaluate(fitted.model, data))
+        run.save_metrics(shapes={**run.metrics.get("shapes", {}), name: {"input": list(fitted.model.inputs[0].shape),
+                                                                          "output": list(fitted.model.outputs[0].shape)}})
 
     shown = "cnn" if "cnn" in args.models else args.models[-1]
     y_pred = predict_classes(run.fitted[shown].model, data.x_test, 256)
@@ -79,7 +129,7 @@ def run_lab(args):
                 f"confusion_{shown}")
     wrong = np.flatnonzero(y_pred != data.y_test)[:32]
     run.savefig(plots.image_grid(data.x_test[wrong], [f"{data.y_test[i]} -> {y_pred[i]}" for i in wrong]), f"misclassified_{shown}")
-    return run.finish(f"MNIST: MLP vs CNN ({data.name})")
+    return run.finish(f"MNIST: MLP vs CNN ({data.name})", handout=HANDOUT)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from kcourse import cli, parameters, runs, text
+from kcourse.report import Item, plural
 from kcourse.splits import Splits
 
 main = cli.lab_main(__name__)  # python -m kcourse.tasks.transformer: build_parser(), then run_lab(args)
@@ -39,6 +40,9 @@ SENTENCES = (
     "people know that rome belongs to italy, but some mention ottawa incorrectly",
 )
 MODELS = ("sinusoidal", "learned")  # the positional encodings compared
+PARITY = {"val accuracy": 0.02}
+CLASS_SIZE = ("--models", "sinusoidal", "learned")
+KEY_FIGURES = ("learning_curves", "attention_1")
 
 
 @dataclass
@@ -192,6 +196,89 @@ def attention_stability(model, vocab, sentences, n=200, seed=0):
     return rows, same_prediction, len(pairs)
 
 
+# ---------------------------------------------------------------- the handout's questions, answered by the run
+def attention_shapes(run):
+    c = run.config
+    d, h, length = c["d_model"], c["heads"], c["max_len"]
+    return (f"For inputs (B, {length}, {d}) and {h} heads: Q, K and V are (B, {length}, {d}), reshaped to (B, {h}, {length}, "
+            f"{d // h}) for the heads; the attention matrix A = softmax(QK^T / sqrt({d // h})) is (B, {h}, {length}, {length}).")
+
+
+def learned_against_sinusoidal(run):
+    sin, learned = run.row("sinusoidal"), run.row("learned")
+    if sin is None or learned is None:
+        return None
+    return (f"Val accuracy {sin['val accuracy']:.3f} with sinusoidal encodings against {learned['val accuracy']:.3f} with "
+            f"learned ones (+{learned['total params'] - sin['total params']:,} parameters, max_len x d_model); val loss "
+            f"{sin['val loss']:.3f} against {learned['val loss']:.3f}.")
+
+
+def the_classifier(run):
+    row, sizes = run.rows[0], run.metrics.get("sentences")
+    if sizes is None:
+        return None
+    return (f"{sizes['train']:,} training / {sizes['val']:,} validation sentences, [CLS] first and right padding; AdamW and "
+            f"cross-entropy, validated every epoch: after {plural(run.config['epochs'], 'epoch')}, val accuracy {row['val accuracy']:.3f} "
+            f"(loss {row['val loss']:.3f}) against {row['majority rate']:.3f} for always the commoner class.")
+
+
+def attention_maps(run):
+    drawn = run.metrics.get("attention figures")
+    if not drawn:
+        return None
+    return (f"{len(drawn)} sentences drawn, every layer and head ({run.config['layers']} x {run.config['heads']} maps each, "
+            f"padding cut): {', '.join(drawn)}.")
+
+
+def stability_under_a_swap(run):
+    rows, same, n = run.metrics["stability"], run.metrics["same_prediction_after_swap"], run.metrics["swapped_sentences"]
+    moves = "; ".join(f"layer {r['layer']}: TV of the [CLS] row {r['TV of [CLS] row']:.3f}" for r in rows)
+    return (f"One capital swapped for another (the label kept) in {n} validation sentences: the prediction stays the same "
+            f"for {same:.1%}; {moves}.")
+
+
+def weights_by_formula(run):
+    rows = run.metrics.get("formulas")
+    if not rows:
+        return None
+    attention, block = rows[0], next(r for r in rows if r["part"].startswith("EncoderBlock"))
+    one_head = next((r for r in rows if "n_heads=1" in r["part"]), attention)
+    return (f"{attention['part']}: 4 d^2 = {attention['computed']:,} weights, Keras counts {attention['keras count_params']:,}, "
+            f"the same with one head ({one_head['keras count_params']:,}): the heads slice Q, K and V, they add no matrix; "
+            f"an encoder block: 4d^2 + 2r d^2 + biases and LayerNorms = {block['computed']:,}, Keras counts "
+            f"{block['keras count_params']:,}.")
+
+
+HANDOUT = (
+    Item("001:14", "Si l'entrée est (B, L, d_model), quelles sont les formes de Q, K, V et de la matrice d'attention ?",
+         "The shapes of Q, K, V and of the attention matrix.", attention_shapes, "kcourse.layers.MultiHeadSelfAttention"),
+    Item("001:17", "À quoi sert l'encodage positionnel ? Testez un encodage appris vs sinusoidal : observez l'impact.",
+         "Learned against sinusoidal positional encodings.", learned_against_sinusoidal, "kcourse.tasks.transformer.evaluate",
+         needs="--models sinusoidal learned"),
+    Item("001:26", "Évaluez la performance (perte et précision) sur l'ensemble de validation à la fin de chaque époque.",
+         "The classifier on [CLS], trained with AdamW, validated every epoch.", the_classifier, "kcourse.tasks.transformer.evaluate"),
+    Item("001:27", "Utilisez la sortie attn_maps pour visualiser ce que le modèle a appris.", "The attention maps, drawn.",
+         attention_maps, "kcourse.tasks.transformer.attention_figure"),
+    Item("001:30", "Mesurez la stabilité des cartes d'attention lorsque vous perturbez légèrement l'entrée.",
+         "How stable are the attention maps under a small change of the input?", stability_under_a_swap,
+         "kcourse.tasks.transformer.attention_stability"),
+    Item("002:1", "Pourquoi le nombre de self.Wq, self.Wk, self.Wv n'est pas proportionnel au nombre de têtes ? "
+         "Calculer le nombre de poids dans une instance de MultiHeadSelfAttention, de TransformerBlock ?",
+         "Why Wq, Wk, Wv do not grow with the heads; the weights of an attention layer and of a block.", weights_by_formula,
+         "kcourse.parameters.transformer_formulas"),
+    Item("000:11", "« attention = produit scalaire » en trois phases : projection Q, K, V ; score S = Q tK ; moyenne pondérée",
+         "Attention in three phases: the projections, the scores, the weighted mean.", attention_shapes,
+         "kcourse.layers.MultiHeadSelfAttention"),
+    Item("000:15", "MultiHead Layers : N_h têtes attentionnelles ; ajout d'une dimension, concaténation en sortie",
+         "Multi-head layers: the heads as one more dimension, concatenated.", weights_by_formula,
+         "kcourse.parameters.transformer_formulas"),
+    Item("002:2", "Calculer le nombre de poids dans une instance de MultiHeadSelfAttention ?  = 4 * d_model**2",
+         "The weights of a MultiHeadSelfAttention.", weights_by_formula, "kcourse.parameters.transformer_formulas"),
+    Item("002:3", "Calculer le nombre de poids dans une instance de TransformerBlock ?  = 4 * d_model**2 + 2 * d_model**2 * mlp_ratio",
+         "The weights of a Transformer block.", weights_by_formula, "kcourse.parameters.transformer_formulas"),
+)
+
+
 def build_parser():
     """The lab's options: the shared ones, the corpus, the model and the sentences to draw."""
     parser = cli.lab_parser("transformer", __doc__, epochs=5, batch_size=64, learning_rate=1e-3, quick={"sentences": 1000})
@@ -235,6 +322,7 @@ def run_lab(args):
     print(f"{len(data.x_train):,} train / {len(data.x_val):,} val sentences of {args.max_len} tokens; "
           f"vocabulary {len(vocab)}; European share {data.y_train.mean():.3f}")
     run.outputs.update(data=data)
+    run.save_metrics(sentences={"train": len(data.x_train), "val": len(data.x_val)})
     for pe in dict.fromkeys(args.models):
         build = lambda pe=pe: build_model(vocab, args.max_len, args.d_model, args.heads, args.layers, pe, embeddings=embeddings,  # noqa: E731
                                           freeze_embeddings=args.freeze, learning_rate=args.learning_rate)
@@ -254,11 +342,12 @@ def run_lab(args):
     formulas = parameters.transformer_formulas(args.d_model, args.heads, model.mlp_ratio, args.layers, len(vocab), args.max_len,
                                                pe=args.models[0], embed_dim=embed_dim)
     run.save_table("parameters", formulas)
+    run.save_metrics(formulas=formulas, **{"attention figures": [f"attention_{k + 1}.png" for k in range(len(shown))]})
     run.outputs.update(formulas=formulas, stability=stability)
     print("\nthe TP4 review: weights by formula (d = d_model, r = mlp_ratio, V = vocabulary, C = classes) and by count_params()")
     for row in formulas:
         print(f"  {row['part']:<62} {row['formula']:<56} {row['computed']:>9,} {row['keras count_params']:>9,}")
-    return run.finish(f"Tiny Transformer, European country? ({len(data.corpus):,} sentences)")
+    return run.finish(f"Tiny Transformer, European country? ({len(data.corpus):,} sentences)", handout=HANDOUT)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ from pathlib import Path
 import numpy as np
 
 from kcourse import cli, runs, shapes
+from kcourse.report import Item
 from kcourse.shapes import CLASSES
 
 main = cli.lab_main(__name__)  # python -m kcourse.tasks.unet: build_parser(), then run_lab(args)
@@ -66,6 +67,9 @@ MODELS = ("unet", "no-skip", "denoise", "box", "image-labels")
 SUPERVISION = {"unet": "full masks", "no-skip": "full masks", "denoise": "clean images", "box": "boxes",
                "image-labels": "image labels", "cam-classifier": "image labels"}
 NUM_CLASSES = len(CLASSES)  # background included
+PARITY = {"mean_iou": 0.03, "PSNR denoised": 1.0}
+CLASS_SIZE = ("--train-size", "1000", "--epochs", "3")  # the defaults take ~28 min a backend on 2 cores
+KEY_FIGURES = ("segmentation", "weak_supervision")
 
 
 # ---------------------------------------------------------------- data
@@ -360,6 +364,59 @@ def plot_weak(images, truth, box_masks=None, cams=None, pseudo=None, n=6):
 
 
 # ---------------------------------------------------------------- the lab
+# ---------------------------------------------------------------- the handout's questions, answered by the run
+def segmentation(run):
+    full, plain = run.row("unet"), run.row("no-skip")
+    if full is None or plain is None:
+        return None
+    verdict = ("the skips bring back the edges the poolings lost" if full["mean_iou"] > plain["mean_iou"]
+               else "the skips do not pay in this run (too short a training for the edges to matter)")
+    return (f"Per pixel, 4 classes: the U-Net reaches mean IoU {full['mean_iou']:.3f} on held-out images, the same network "
+            f"without its skip connections (a plain encoder-decoder FCN) {plain['mean_iou']:.3f}: {verdict} "
+            f"({full['total params']:,} against {plain['total params']:,} parameters).")
+
+
+def denoising(run):
+    row = run.row("denoise")
+    if row is None:
+        return None
+    return (f"The same U-Net with one linear output and the squared error: {row['PSNR noisy']:.1f} dB in, "
+            f"{row['PSNR denoised']:.1f} dB out ({row['PSNR denoised'] - row['PSNR noisy']:+.1f} dB).")
+
+
+def weak_supervision(run):
+    rows = {r["model"]: r for r in run.rows}
+    if "box" not in rows or "image-labels" not in rows:
+        return None
+    full = f"; full masks {rows['unet']['mean_iou']:.3f}" if "unet" in rows else ""
+    return (f"Boxes as masks (their IoU with the true masks {rows['box']['target_mean_iou']:.3f}) train a U-Net of mean IoU "
+            f"{rows['box']['mean_iou']:.3f}; image labels through class activation maps ({rows['image-labels']['target_mean_iou']:.3f}) "
+            f"one of {rows['image-labels']['mean_iou']:.3f}{full}.")
+
+
+def any_size(run):
+    odd = next((key for key in run.metrics if key.startswith("unet at ")), None)
+    full = run.row("unet")
+    if odd is None or full is None:
+        return None
+    return (f"The U-Net ({full['total params']:,} parameters, {run.config['depth']} poolings) segments {odd[len('unet at '):]} "
+            f"images, not multiples of 2^{run.config['depth']}, padded and cropped back: mean IoU {run.metrics[odd]['mean_iou']:.3f}.")
+
+
+HANDOUT = (
+    Item("002:7", "D'introduire des tâches de prédiction « dense » sur des images (Segmentation, Débruitage)",
+         "Dense prediction: segmentation.", segmentation, "kcourse.tasks.unet.evaluate", needs="--models unet no-skip"),
+    Item("002:8", "Débruitage", "Dense prediction: denoising.", denoising, "kcourse.tasks.unet.evaluate_denoising",
+         needs="--models denoise"),
+    Item("002:9", "De sortir un peu du cadre supervisé standard → weak supervision", "Weak supervision: boxes, image labels.",
+         weak_supervision, "kcourse.tasks.unet.weak_masks", needs="--models box image-labels"),
+    Item("002:10", "De présenter le UNet", "The U-Net, on images of any size.", any_size, "kcourse.tasks.unet.predict_any_size",
+         needs="--models unet"),
+    Item("003:15", "U-Net : segmentation", "The U-Net for segmentation.", segmentation, "kcourse.tasks.unet.evaluate",
+         needs="--models unet no-skip"),
+)
+
+
 def build_parser():
     """The lab's options: the shared ones, the models, the simulated images, the U-Net's size, a saved model."""
     parser = cli.lab_parser(
@@ -432,7 +489,7 @@ def run_lab(args):
     if supervision:
         run.save_table("supervision", supervision)
     return run.finish(f"U-Net on simulated shapes ({args.image_size}x{args.image_size}): segmentation, denoising, weak supervision",
-                      curves=("loss", "mean_iou"))
+                      curves=("loss", "mean_iou"), handout=HANDOUT)
 
 
 def any_size(run, model, args):
@@ -458,7 +515,7 @@ def predict_saved(args):
     print(f"{args.model_file.name} on {len(data)} images of {args.image_size}x{args.image_size}: mean_iou {scores['mean_iou']:.3f}")
     run.save_metrics(predict={"model": str(args.model_file), "image size": args.image_size, **scores})
     run.savefig(plot_segmentation(data.images, data.masks, {args.model_file.stem: predicted}), "segmentation")
-    return run.finish("U-Net: prediction")
+    return run.finish("U-Net: prediction", handout=HANDOUT)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ import time
 import numpy as np
 
 from kcourse import cli, datasets, images, parameters, presets, runs
+from kcourse.report import Item, plural
 from kcourse.images import CROP_MARGIN  # noqa: F401 (images loaded at 256 for 224)
 
 main = cli.lab_main(__name__)  # python -m kcourse.tasks.vit: build_parser(), then run_lab(args)
@@ -64,6 +65,8 @@ LEVELS = ("baseline", "light", "medium", "strong")
 POOLS = ("cls", "mean")
 HEADS = ("linear", "D/4", "D/2", "D")
 MIXES = ("none", "mixup", "cutmix")
+PARITY = {"val accuracy": 0.1}  # 96 validation photos offline, trained from scratch: noisy
+KEY_FIGURES = ("augment_ladder", "interpretation")
 
 
 # ---------------------------------------------------------------- step A: the backbone
@@ -683,6 +686,96 @@ def interpret_model(model, data, count=4):
 
 
 # ---------------------------------------------------------------- the lab
+# ---------------------------------------------------------------- the handout's questions, answered by the run
+def token_count(run):
+    b = run.config["backbone"]
+    (h, w), (ph, pw), (gh, gw) = b["image_size"], b["patch_size"], b["grid"]
+    return (f"{run.config['weights'].capitalize()} {run.config['preset'] if run.config['weights'] == 'pretrained' else 'small ViT'}: "
+            f"{h}x{w} images in {ph}x{pw} patches, N = ({h}/{ph})({w}/{pw}) = {gh} x {gw} = {b['num_patches']} patches + 1 [CLS] "
+            f"= {b['tokens']} tokens of D = {b['hidden_dim']}: the output is (B, {b['tokens']}, {b['hidden_dim']}) "
+            f"(ViT-B/16 on 224 px: 14 x 14 + 1 = 197 tokens of 768).")
+
+
+def patches_as_a_convolution(run):
+    b = run.config["backbone"]
+    ph = b["patch_size"][0]
+    return (f"The patches are cut by a {ph}x{ph} convolution of stride {ph} into D = {b['hidden_dim']} channels: "
+            f"{b['grid'][0]} x {b['grid'][1]} vectors, one per patch.")
+
+
+def the_heads(run):
+    heads = [r for r in run.rows if r["model"].startswith("frozen-")]
+    if not heads:
+        return None
+    parts = "; ".join(f"{r['model']}: {r['trainable params']:,} trainable of {r['total params']:,}, val accuracy "
+                      f"{r['val accuracy']:.3f}" for r in heads)
+    return f"On the frozen backbone, features computed once, only ClassificationHead trains: {parts}."
+
+
+def training_and_metrics(run):
+    ladder = [r for r in run.rows if not r["model"].startswith("frozen-")]
+    if not ladder:
+        return None
+    best = max(ladder, key=lambda r: r["val accuracy"])
+    return (f"{run.config['optimizer']}, batch {run.config['batch_size']}, {plural(run.config['epochs'], 'epoch')}, "
+            f"{run.config['schedule']}: the best level, {best['model']}, reaches val accuracy {best['val accuracy']:.3f} "
+            f"(best epoch {best['best val accuracy']:.3f}), macro F1 {best['macro F1']:.3f}; curves in learning_curves.png, "
+            f"its confusion matrix in confusion_{runs.slug(best['model'])}.png, every hyper-parameter in config.json.")
+
+
+def the_ladder(run):
+    ladder = [r for r in run.rows if not r["model"].startswith("frozen-")]
+    if len(ladder) < 2:
+        return None
+    parts = "; ".join(f"{r['model']}: val accuracy {r['val accuracy']:.3f}, macro F1 {r['macro F1']:.3f}, robust "
+                      f"{r['robust accuracy']:.3f}, {r['s / epoch']:.2f} s / epoch" for r in ladder)
+    return f"{len(ladder)} levels, everything else equal (the same split, batches, seed, learning rate): {parts}."
+
+
+def soft_labels(run):
+    mixed = next((r for r in run.rows if "+" in r["model"]), None)
+    if mixed is None:
+        return None
+    return (f"{mixed['model']} trains on mixed images with soft labels (rows that sum to 1) and categorical cross-entropy; "
+            f"its accuracy compares the argmax of the label with the prediction's: val accuracy {mixed['val accuracy']:.3f}.")
+
+
+def occlusion(run):
+    seen = run.metrics.get("interpretation")
+    if seen is None:
+        return None
+    return (f"On {seen['photos']} validation photos of {seen['model']}, hiding one patch lowers the predicted logit by up to "
+            f"{seen['largest drop']:.2f}; the patch attention rollout weighs most holds {seen['top rollout share']:.1%} of [CLS]'s "
+            f"attention (interpretation.png).")
+
+
+HANDOUT = (
+    Item("000:10", "CV : 3 × 16 × 16 patches → conv2d(stride=16) → vecteurs de taille D_model",
+         "Images as tokens: patches through a strided convolution.", patches_as_a_convolution, "kcourse.tasks.vit.describe"),
+    Item("001:34", "Pour vit-base-patch16-224, calculez N et vérifiez que la taille de sortie est bien (B,197,768). Où apparaît le 197 ?",
+         "N, and the (B, 197, 768) output of ViT-B/16.", token_count, "kcourse.tasks.vit.token_arithmetic"),
+    Item("001:40", "Commencez par geler le ViT et n'entraîner que la tête.", "The head trained on the frozen backbone.",
+         the_heads, "kcourse.tasks.vit.train_frozen_heads"),
+    Item("001:46", "Suivis obligatoires : courbes perte/accuracy train vs val, matrice de confusion, F1 macro.",
+         "Training and its metrics: curves, confusion matrix, macro F1, the hyper-parameters logged.", training_and_metrics,
+         "kcourse.tasks.vit.evaluate"),
+    Item("001:55", "Pour chaque configuration : meilleure accuracy val, F1 macro, temps par époque, et robustesse.",
+         "Per augmentation level: best val accuracy, macro F1, time per epoch and robustness.", the_ladder,
+         "kcourse.tasks.vit.train_ladder", needs="--augment all"),
+    Item("001:60", "Mixup/CutMix changent la loi des labels. Comment adapter la perte et les métriques à ces labels mous ?",
+         "Soft labels from MixUp / CutMix: the loss and the metrics.", soft_labels, "kcourse.tasks.vit.train_dataset",
+         needs="--augment strong --mix cutmix"),
+    Item("001:62", "Occlusion par patch : masquez un patch et observez la baisse du logit.",
+         "Patch occlusion: the logit's drop when a patch is hidden.", occlusion, "kcourse.interpret.occlusion"),
+    Item("001:50", "Comparez au moins 3 configurations, toutes choses égales par ailleurs (mêmes splits, seed, LR)",
+         "At least three augmentation levels, everything else equal.", the_ladder, "kcourse.tasks.vit.train_ladder",
+         needs="--augment all"),
+    Item("001:64", "Tableau comparatif des configurations d'augmentation (accuracy, F1, temps/ép.)",
+         "The augmentation levels' table (augment_ladder.csv).", the_ladder, "kcourse.tasks.vit.report_ladder",
+         needs="--augment all"),
+)
+
+
 def levels_from(names):
     if "all" in names:
         return list(LEVELS)
@@ -757,9 +850,12 @@ def run_lab(args):
     # ---- step E: attention rollout and occlusion, on the best model of the ladder
     figure, maps = interpret_model(results[best]["model"], data)
     run.savefig(figure, "interpretation")
+    rollout = maps["rollout"].reshape(len(maps["rollout"]), -1)
+    run.save_metrics(interpretation={"model": best, "photos": len(rollout), "largest drop": float(maps["occlusion"].max()),
+                                     "top rollout share": float(rollout.max(axis=1).mean())})
     run.outputs.update(results=results, ladder=ladder, best=best, maps=maps)
     print(f"\nE. attention rollout and occlusion of {best}: {run.file('interpretation.png')}")
-    return run.finish(f"ViT on {data.name}: {weights} backbone; frozen heads, then the augmentation ladder")
+    return run.finish(f"ViT on {data.name}: {weights} backbone; frozen heads, then the augmentation ladder", handout=HANDOUT)
 
 
 if __name__ == "__main__":

@@ -37,10 +37,14 @@ loss curve, the 2-D PCA projection and `embeddings.npz` (`vectors`, `words`,
 import numpy as np
 
 from kcourse import cli, runs, text
+from kcourse.report import Item, plural
 
 main = cli.lab_main(__name__)  # python -m kcourse.tasks.word2vec: build_parser(), then run_lab(args)
 
 PROBES = ("paris", "france", "euro", "king", "doctor")
+PARITY = {"loss": 0.05, "cos caps": 0.15}  # the pairs are drawn alike; the vectors' geometry varies with float rounding
+CLASS_SIZE = ("--models", "skip-gram", "lr/10")
+KEY_FIGURES = ("loss", "projection")
 # The variants --models compares: each one a change to the options given, everything else equal.
 VARIANTS = {
     "skip-gram": {},
@@ -383,6 +387,88 @@ def projection_figure(vectors, vocab, title="word vectors, PCA 2-D"):
 
 
 # ---------------------------------------------------------------- the lab
+# ---------------------------------------------------------------- the handout's questions, answered by the run
+def vocabulary_size(run):
+    stats = run.metrics["corpus"]
+    return (f"{stats['vocabulary (with 3 special tokens)']:,} words with the 3 special tokens, min_freq "
+            f"{run.config['min_freq']}; a word out of the vocabulary (OOV) is encoded as [UNK] (id 1).")
+
+
+def case_and_punctuation(run):
+    s = run.metrics["corpus"]
+    return (f"Yes: lower-cased with ,.!? stripped, the corpus has {s['tokens (lower, punct stripped)']:,} tokens, "
+            f"{s['distinct tokens (lower, punct stripped)']:,} distinct; with case and punctuation kept, "
+            f"{s['tokens (cased, punct kept)']:,} tokens, {s['distinct tokens (cased, punct kept)']:,} distinct.")
+
+
+def corpus_and_labels(run):
+    s = run.metrics["corpus"]
+    return (f"{s['sentences']:,} sentences from the seed's templates; {s['European-country sentences']:,} of them "
+            f"({s['European share']:.1%}) name a European country, the transformer's label.")
+
+
+def mean_norm_grows(run):
+    row = run.rows[0]
+    return (f"The input vectors' mean norm goes from {row['|u| before']:.4f} (uniform in +-0.5/dim) to {row['|u| after']:.3f} "
+            f"after {plural(run.config['epochs'], 'epoch')} ({row['|u| after'] / row['|u| before']:.0f}x): training moves the words away "
+            f"from the origin, along the directions that tell their contexts apart.")
+
+
+def skip_gram_ns(run):
+    row = run.rows[0]
+    return (f"SkipGram holds u and v, {row['total params']:,} parameters = 2 x {run.metrics['corpus']['vocabulary (with 3 special tokens)']} "
+            f"words x {run.config['dim']}; u starts uniform in +-0.5/dim, v at zero, as SkipGramNS.")
+
+
+def two_learning_rates(run):
+    fast, slow = run.row("skip-gram"), run.row("lr/10")
+    if fast is None or slow is None:
+        return None
+    ahead = "the larger rate goes further in the same steps" if fast["loss"] < slow["loss"] else "the smaller rate is ahead"
+    return (f"After {plural(run.config['epochs'], 'epoch')} the loss is {fast['loss']:.3f} at learning rate "
+            f"{fast['learning rate']:g} against {slow['loss']:.3f} at {slow['learning rate']:g}: {ahead} (loss.png).")
+
+
+def embedding_metrics(run):
+    row = run.rows[0]
+    return (f"Analogies by 3CosAdd: family {row['family']}, capitals {row['capital']}; {row['cos caps']:.0%} of each capital's 5 "
+            f"nearest cosine neighbours are capitals; {row['u.v own']} capitals score their own country first by u.v "
+            f"(cosine groups words by slot, u.v scores co-occurrence).")
+
+
+def unigram_075(run):
+    noise = run.metrics.get("noise")
+    if noise is None:
+        return None
+    return (f"Negatives from unigram^0.75: the commonest word, {noise['word']!r}, makes {noise['share']:.1%} of the tokens "
+            f"but {noise['drawn']:.1%} of the negatives; a word seen once, {noise['rare share']:.4%} of the tokens, "
+            f"{noise['rare drawn']:.4%} of the negatives.")
+
+
+HANDOUT = (
+    Item("001:1", "Quelle est la taille du vocabulaire après filtrage ? Que fait-on des mots OOV (out-of-vocabulary) ?",
+         "The vocabulary's size after filtering; what happens to out-of-vocabulary words.", vocabulary_size,
+         "kcourse.tasks.word2vec.corpus_stats"),
+    Item("001:2", "La tokenisation est-elle sensible à la casse et à la ponctuation ? Mesurez l'impact sur le nombre de tokens.",
+         "Is tokenisation sensitive to case and punctuation? Its effect on the token count.", case_and_punctuation,
+         "kcourse.text.token_counts"),
+    Item("001:4", "build_synthetic_corpus, tokenize, label_from_sentence", "The corpus, the tokenizer and the labels of the seed's code.",
+         corpus_and_labels, "kcourse.text.build_synthetic_corpus"),
+    Item("001:7", "Comparez la norme moyenne des vecteurs d'embedding avant et après entraînement : que remarquez-vous ?",
+         "The mean norm of the embeddings before and after training.", mean_norm_grows, "kcourse.tasks.word2vec.mean_norm"),
+    Item("001:8", "class SkipGramNS(nn.Module): ... nn.init.uniform_(self.in_embed.weight, -0.5/dim, 0.5/dim)",
+         "The SkipGramNS model: its two tables and their initialisation.", skip_gram_ns, "kcourse.layers.SkipGram"),
+    Item("001:9", "La courbe de perte sature-t-elle ? Testez deux learning rates différents et comparez le temps de convergence.",
+         "Does the loss saturate? Two learning rates and their convergence.", two_learning_rates,
+         "kcourse.tasks.word2vec.train", needs="--models skip-gram lr/10"),
+    Item("001:11", "Quelle métrique (ex. analogies, voisinage cosinus) utilisez-vous pour évaluer la qualité des embeddings ?",
+         "Which metric evaluates the embeddings: analogies, cosine neighbours?", embedding_metrics,
+         "kcourse.tasks.word2vec.evaluate"),
+    Item("001:12", "Négatifs selon distribution unigram^0.75", "Negatives drawn from unigram^0.75.", unigram_075,
+         "kcourse.tasks.word2vec.noise_distribution"),
+)
+
+
 def build_parser():
     """The lab's options: the shared ones, the corpus, the skip-gram's sizes, the variants and the words to probe."""
     parser = cli.lab_parser("word2vec", __doc__, epochs=5, batch_size=1024, learning_rate=0.01, quick={"sentences": 2000})
@@ -419,6 +505,11 @@ def run_lab(args):
         print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value:,}")
     print(f"  OOV words map to {text.UNK} (id {vocab.unk_id}); min_freq={args.min_freq}")
     run.save_metrics(corpus=stats)
+    flat_counts = np.bincount(encode_corpus(tokens, vocab)[0], minlength=len(vocab)).astype("float64")
+    noise, share = noise_distribution(flat_counts), flat_counts / flat_counts.sum()
+    common, rare = int(flat_counts.argmax()), int(np.flatnonzero(flat_counts == flat_counts[flat_counts > 0].min())[0])
+    run.save_metrics(noise={"word": vocab.itos[common], "share": share[common], "drawn": noise[common],
+                            "rare share": share[rare], "rare drawn": noise[rare]})
 
     flat, sentence = encode_corpus(tokens, vocab)
     counts = np.bincount(flat, minlength=len(vocab)).astype("float64")
@@ -465,7 +556,7 @@ def run_lab(args):
         "u.v scores co-occurrence (a capital with its own country); analogies work for relations the "
         "corpus repeats across words (family), not for one-off pairs (capitals)."
     )
-    return run.finish(f"Word2Vec skip-gram NS ({args.sentences:,} sentences)", curves=("loss",))
+    return run.finish(f"Word2Vec skip-gram NS ({args.sentences:,} sentences)", curves=("loss",), handout=HANDOUT)
 
 
 if __name__ == "__main__":

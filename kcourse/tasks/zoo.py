@@ -47,12 +47,15 @@ import contextlib
 import re
 
 from kcourse import cli, parameters, runs
+from kcourse.report import Item
 
 main = cli.lab_main(__name__)  # python -m kcourse.tasks.zoo: build_parser(), then run_lab(args)
 
 MODELS = ("mlp", "cnn", "conv3x3", "vgg11", "vgg13", "vgg16", "vgg19",
           "resnet18", "resnet34", "resnet50", "resnet101", "vit_b16", "transformer")
 QUICK = ("mlp", "cnn", "conv3x3", "transformer")
+PARITY = {"params (trainable)": 0, "GMACs": 1e-9}  # counted from the configs: the same everywhere
+KEY_FIGURES = ("params_vs_flops",)
 
 # The VGG paper's configurations A, B, D, E (Simonyan & Zisserman 2015, table 1): 3x3 convolutions, "M" = max pooling 2x2.
 VGG_CONFIGS = {
@@ -399,6 +402,104 @@ def _short(n):
     return str(n)
 
 
+# ---------------------------------------------------------------- the handout's questions, answered by the run
+def _count(run, name):
+    return run.value(name, "params (trainable)")
+
+
+def mlp_count(run):
+    n = _count(run, "mlp")
+    if n is None:
+        return None
+    return f"The MLP(784, 128, 10): {n:,} parameters counted, the lecture's 101770 ({run.value('mlp', 'vs lecture')})."
+
+
+def first_layers_compared(run, lecture):
+    rows = [r for r in run.metrics.get("first layers", []) if r["lecture"] == lecture]
+    if len(rows) != 2:
+        return None
+    (dense, conv), said = rows, "the lecture's figure"
+    compute = ("yet computes more, run at every pixel" if conv["GMACs"] > dense["GMACs"] else "and computes less")
+    return (f"On a {dense['image']} image, {dense['first layer']} has {dense['parameters']:,} parameters (the lecture's "
+            f"{dense[said]}, {dense['vs lecture']}); {conv['first layer']} {conv['parameters']:,} ({conv[said]}, "
+            f"{conv['vs lecture']}), {compute}: {conv['GMACs']:.3f} GMACs against {dense['GMACs']:.3f}.")
+
+
+def conv_count(run):
+    n = _count(run, "conv3x3")
+    if n is None:
+        return None
+    return f"One 3x3 convolution 3 -> 64: k k C_in C_out + C_out = {n:,} parameters, whatever the image's size."
+
+
+def vgg_counts(run):
+    vggs = [(name, _count(run, name)) for name in ("vgg11", "vgg13", "vgg16", "vgg19") if _count(run, name) is not None]
+    if not vggs:
+        return None
+    parts = ", ".join(f"{name.upper()} {n / 1e6:.1f} M" for name, n in vggs)
+    verdict = f"; VGG16 against the lecture's 138M: {run.value('vgg16', 'vs lecture')}" if _count(run, "vgg16") else ""
+    return f"{parts}{verdict}."
+
+
+def resnet_counts(run):
+    nets = [(name, _count(run, name)) for name in ("resnet18", "resnet34", "resnet50", "resnet101") if _count(run, name) is not None]
+    if not nets:
+        return None
+    parts = ", ".join(f"ResNet-{name[6:]} {n / 1e6:.2f} M (lecture {run.value(name, 'lecture')}: {run.value(name, 'vs lecture')})"
+                      for name, n in nets)
+    return f"Trainable parameters, as PyTorch counts them: {parts}."
+
+
+def resnet_against_vgg(run):
+    vgg, resnet = _count(run, "vgg16"), _count(run, "resnet50") or _count(run, "resnet18")
+    name = "ResNet-50" if _count(run, "resnet50") else "ResNet-18"
+    if vgg is None or resnet is None:
+        return None
+    return (f"{name} has {resnet / 1e6:.1f} M parameters against VGG16's {vgg / 1e6:.1f} M ({vgg / resnet:.1f}x fewer): its "
+            f"head is one Dense on pooled features where VGG16's three dense layers hold most of its weights.")
+
+
+def receptive_fields(run):
+    cnn, vgg = run.value("cnn", "field (last conv)"), run.value("vgg16", "field (last conv)")
+    if cnn is None:
+        return None
+    deep = f"; VGG16's last, after 13 of them and 4 poolings, {vgg}" if vgg is not None else ""
+    return f"The course CNN's last 5x5 convolution, after one pooling, sees {cnn}x{cnn} input pixels{deep}."
+
+
+HANDOUT = (
+    Item("003:3", "model = MLP(784, 128, 10) ; print(f\"{n} parametres\")  # 101770", "The MLP's parameters, counted.",
+         mlp_count, "kcourse.parameters.trainable", needs="--models mlp"),
+    Item("003:6", "Image 1024 × 1024 ⇒ 10^6 entrées ; couche cachée de 512 neurones ; 10^6 × 512 = 5 × 10^8 poids",
+         "A dense first layer on a 1024x1024 image against a convolution.", lambda run: first_layers_compared(run, "003"),
+         "kcourse.tasks.zoo.first_layers"),
+    Item("004:1", "Image 224 x 224 pixels avec 3 canaux RGB ; MLP avec une couche cachée à 1000 nœuds : 150 millions",
+         "A dense first layer on a 224x224x3 image against a convolution.", lambda run: first_layers_compared(run, "004"),
+         "kcourse.tasks.zoo.first_layers"),
+    Item("004:6", "Nombre de paramètres k x k x C_in x C_out + C_out ; exemple : 3 x 3 x 3 x 64 + 64 = 1792",
+         "A convolution's parameters.", conv_count, "kcourse.tasks.zoo.conv_parameters", needs="--models conv3x3"),
+    Item("004:10", "Champ réceptif : un petit noyau avec de nombreuses couches : grand champ réceptif",
+         "The receptive field of small kernels stacked.", receptive_fields, "kcourse.receptive_field.receptive_fields",
+         needs="--models cnn vgg16"),
+    Item("004:11", "VGG16 (138M parameters) ; variantes : VGG11, 13, 16, 19", "VGG16's 138M, and its variants.",
+         vgg_counts, "kcourse.tasks.zoo.build_vgg", needs="--models vgg11 vgg13 vgg16 vgg19"),
+    Item("004:14", "ResNet-18 ~11.7 M ; ResNet-34 ~21.8 M ; ResNet-50 ~25.6 M ; ResNet-101 ~445 M",
+         "The ResNets' parameters against the lecture's table.", resnet_counts, "kcourse.tasks.zoo.build_resnet",
+         needs="--models resnet18 resnet34 resnet50 resnet101"),
+    Item("004:15", "Beaucoup moins que VGG, même avec beaucoup de couches", "ResNets have far fewer parameters than VGG.",
+         resnet_against_vgg, "kcourse.tasks.zoo.count", needs="--models vgg16 resnet50"),
+    Item("003:8", "Le Kernel (Filtre) : petite fenêtre (ex : 3 × 3) qui glisse sur l'image ; partage des poids",
+         "A 3x3 kernel slides over the image: its weights are shared.", conv_count, "kcourse.tasks.zoo.conv_parameters",
+         needs="--models conv3x3"),
+    Item("003:13", "ImageNet : ResNet, VGG", "The ImageNet architectures, counted.", resnet_counts, "kcourse.tasks.zoo.count",
+         needs="--models resnet18 resnet34 resnet50 resnet101"),
+    Item("004:9", "Architecture de base : Conv → ReLU → Max Pool, puis Dense → ReLU, Dense → Softmax", "The basic CNN architecture: VGG.",
+         vgg_counts, "kcourse.tasks.zoo.build_vgg", needs="--models vgg16"),
+    Item("004:13", "Couches résiduelles y = F(x) + x ; blocs basic et bottleneck", "Residual blocks, basic and bottleneck.",
+         resnet_counts, "kcourse.tasks.zoo.build_resnet", needs="--models resnet18 resnet50"),
+)
+
+
 def build_parser():
     """The shared options that mean something here (nothing is trained: no --epochs, --batch-size, --distribute), the models, the head."""
     parser = cli.lab_parser("zoo", __doc__, trains=False, quick={"models": list(QUICK)})
@@ -423,7 +524,7 @@ def hand_in(run, rows, first, classes=1000):
     for line in notes(rows):
         print(line)
     run.rows = [{key: ("-" if value is None else value) for key, value in row.items()} for row in rows]
-    return run.finish(f"the lectures' architectures, per image ({classes}-class heads on the ImageNet models)")
+    return run.finish(f"the lectures' architectures, per image ({classes}-class heads on the ImageNet models)", handout=HANDOUT)
 
 
 def run_lab(args):
@@ -440,6 +541,7 @@ def run_lab(args):
             run.save_metrics(**{name: row})
         rows.append(row)
     first = first_layers()
+    run.save_metrics(**{"first layers": first})
     run.outputs.update(rows=rows, first=first)
     return hand_in(run, rows, first, args.classes)
 
