@@ -97,6 +97,27 @@ fraction = number(float, 0, 1, low_open=True, high_open=True)  # strictly betwee
 unit = number(float, 0, 1, high_open=True)  # [0, 1): 0 turns a thing off
 
 
+def check_heads(d_model, n_heads):
+    """A LabError unless --heads divides --d-model (each head gets d_model / n_heads features)."""
+    if d_model % n_heads:
+        divisors = [k for k in range(1, d_model + 1) if d_model % k == 0]
+        raise LabError(
+            f"--d-model {d_model} is not divisible by --heads {n_heads}: "
+            f"choose --heads among {', '.join(map(str, divisors))}"
+        )
+
+
+def add_transformer_options(parser):
+    """The TP4 labs' corpus and tiny-Transformer options, at the handout's sizes (kcourse.models.build_classifier)."""
+    data = parser.add_argument_group("the sentences")
+    data.add_argument("--sentences", type=positive_int, default=20_000, help="corpus size (default: %(default)s, 1000 with --quick)")
+    data.add_argument("--max-len", type=positive_int, default=32, help="tokens per sequence with [CLS] (default: %(default)s)")
+    model = parser.add_argument_group("the model")
+    model.add_argument("--d-model", type=positive_int, default=64, help="default: %(default)s")
+    model.add_argument("--heads", type=positive_int, default=2, help="must divide --d-model (default: %(default)s)")
+    model.add_argument("--layers", type=positive_int, default=2, help="default: %(default)s")
+
+
 def lab_parser(lab, doc, *, epochs=None, batch_size=None, learning_rate=None, quick=None, trains=True, batch_help=None):
     """An argparse parser with the options every lab has; the lab adds its own.
 
@@ -104,7 +125,8 @@ def lab_parser(lab, doc, *, epochs=None, batch_size=None, learning_rate=None, qu
         lab: the lab's module name in kcourse.tasks (for the usage line and --resume).
         doc: the lab's module docstring (first line: description, rest: epilog).
         epochs, batch_size, learning_rate: the lab's defaults (no --batch-size
-            without one: a lab that batches nothing).
+            without one: a lab that batches nothing; no --epochs without one:
+            a lab that counts steps).
         quick: {option dest: value} that `--quick` uses where the option is not
             given (epochs is 1 under --quick unless the lab says otherwise or --epochs is given).
         trains: False for a lab that trains nothing (zoo, clip): it has no
@@ -118,7 +140,7 @@ def lab_parser(lab, doc, *, epochs=None, batch_size=None, learning_rate=None, qu
         description=title,
         epilog=details.strip() or None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        quick={**({"epochs": 1} if trains else {}), **(quick or {})},
+        quick={**({"epochs": 1} if trains and epochs is not None else {}), **(quick or {})},
     )
     common = parser.add_argument_group("common to every lab")
     common.add_argument(
@@ -126,7 +148,7 @@ def lab_parser(lab, doc, *, epochs=None, batch_size=None, learning_rate=None, qu
         metavar="{" + ",".join(BACKENDS) + "}",  # checked by use_backend(), with a one-line error
         help=f"Keras backend (default: $KERAS_BACKEND, else {DEFAULT_BACKEND})",
     )
-    if trains:
+    if trains and epochs is not None:
         quick_epochs = (quick or {}).get("epochs", 1)
         common.add_argument("--epochs", type=positive_int, default=epochs, help=f"default: %(default)s ({quick_epochs} with --quick)")
     if batch_size is not None:

@@ -3,6 +3,7 @@
     digits = datasets.digits()            # MNIST (keras.datasets), offline scikit-learn's 8x8 digits: mnist, fcn
     photos = datasets.ants_bees(224)      # the Hymenoptera ants and bees, offline china/flower crops: finetune, clip
     photos = datasets.hotdogs(224)        # d2l's hot dogs, offline dahlia / not-dahlia crops: vit, clip
+    corpus = datasets.sentences(20_000)   # the synthetic corpus as [CLS]-first token ids: transformer, attention
 
 Offline, each says so in one line (kcourse.downloads.offline_notice) and
 returns its stand-in, named as such in `.name`.
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kcourse import downloads, images
+from kcourse import downloads, images, text
 from kcourse.errors import LabError
 from kcourse.splits import Splits
 
@@ -181,3 +182,29 @@ def hotdogs(image_size=224, data_dir=None, val_split=0.2, quick=False, seed=0, c
     data = images.load_image_folder(root, image_size, val_split, seed, crop_margin, limit, splits)
     data.name = "d2l hotdog (train / test)"
     return data
+
+
+@dataclass
+class Sentences(Splits):
+    """The corpus as token ids (N, max_len), [CLS] first, and labels (N,), split train / val; the val sentences' text."""
+
+    val_sentences: list
+    vocab: object
+    corpus: list
+
+
+def sentences(n_sentences=20_000, seed=0, max_len=32, vocab=None, val_fraction=0.2):
+    """The synthetic corpus's sentences (kcourse.text) as a `Sentences`, split at random into train and validation.
+
+    Does a sentence name a European country? (label 1.) `vocab` (e.g. the word2vec lab's) is used as given;
+    otherwise one is built on the corpus. Right padding: [CLS] is always at position 0.
+    """
+    corpus = text.build_synthetic_corpus(n_sentences, seed)
+    if vocab is None:
+        vocab = text.Vocabulary.build([text.tokenize(s) for s in corpus])
+    x = vocab.encode_batch(corpus, max_len, add_cls=True, padding="right")  # (N, L)
+    y = np.array([text.label_from_sentence(s) for s in corpus], "int32")  # (N,)
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_val = max(1, int(len(x) * val_fraction))
+    val, tr = order[:n_val], order[n_val:]
+    return Sentences(x[tr], y[tr], x[val], y[val], [corpus[i] for i in val], vocab, corpus)

@@ -18,6 +18,9 @@ from tests.notebooks import run_notebook
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 TRANSFORMER = ("--quick", "--epochs", "3", "--models", "sinusoidal", "learned")  # on the word2vec run's vectors
+ATTENTION = ("--quick", "--sentences", "1500", "--epochs", "3", "--d-model", "32", "--layers", "1", "--learning-rate", "3e-3",
+             "--batch-size", "32")  # the attention lab: one block of width 32 learns the task in 3 epochs
+LOOP = ("--quick", "--steps", "12")
 W2V = ("--quick", "--epochs", "5", "--batch-size", "256", "--models", "skip-gram", "lr/10")  # the TP4 notebook's word2vec run
 
 
@@ -30,7 +33,8 @@ def shared_runs(name, lab_run):
     if name == "tp4_part1_word2vec_transformer":
         w2v = lab_run("word2vec", *W2V)
         embeddings = str(w2v.run.file("embeddings.npz"))
-        return [("word2vec", w2v), ("transformer", lab_run("transformer", *TRANSFORMER, "--embeddings", embeddings))]
+        return [("word2vec", w2v), ("transformer", lab_run("transformer", *TRANSFORMER, "--embeddings", embeddings)),
+                ("attention", lab_run("attention", *ATTENTION)), ("loop", lab_run("loop", *LOOP))]
     if name == "tp4_part2_vit":
         return [("vit", lab_run("vit", "--quick", "--pool", "cls", "mean"))]
     if name == "tp5_fcn_unet":
@@ -65,6 +69,9 @@ def _tp4_part1_word2vec_transformer(ns):
     assert formulas[0]["computed"] == 4 * 64**2  # MultiHeadSelfAttention: 4 d_model^2, whatever the heads
     assert formulas[-1]["keras count_params"] == ns["clf"].count_params()  # the classifier trained in the notebook
     assert ns["accuracy"] >= ns["majority"] + 0.1, (ns["accuracy"], ns["majority"])  # it learns, beyond the commoner class
+    assert ns["att_run"].metrics["heads"]["largest difference"] < 1e-5  # one sliced projection is N_h heads
+    assert ns["loop_run"].metrics["largest |hand - fit|"] < 1e-5  # the loop by hand is fit's
+    assert set(ns["_reused"]) >= {"attention", "loop"}
 
 
 def _tp4_part2_vit(ns):

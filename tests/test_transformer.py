@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from kcourse import cli, parameters, text
+from kcourse.models import build_classifier
 from kcourse.tasks import transformer
 
 
@@ -102,7 +103,7 @@ def test_too_long_sentence_and_wrong_embeddings_are_lab_errors(trained, tmp_path
     with pytest.raises(cli.LabError, match="more than the maximum length 32"):
         transformer.attention(model, vocab, ["paris " * 40])
     with pytest.raises(cli.LabError, match="the embeddings have 5 rows but the vocabulary has"):
-        transformer.build_model(vocab, embeddings=np.zeros((5, 50), "float32"))
+        build_classifier(vocab, embeddings=np.zeros((5, 50), "float32"))
     bad = tmp_path / "bad.npz"
     np.savez(bad, vectors=np.zeros((5, 50)), words=np.array(vocab.itos))
     with pytest.raises(cli.LabError, match="got vectors \\(5, 50\\)"):

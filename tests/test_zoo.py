@@ -65,9 +65,9 @@ def test_tiny_transformer_count_is_the_tp4_formula(rows):
 def test_tp4_sizes_are_the_transformer_labs_defaults():
     import inspect
 
-    from kcourse.tasks import transformer
+    from kcourse.models.sentences import build_classifier
 
-    defaults = inspect.signature(transformer.build_model).parameters
+    defaults = inspect.signature(build_classifier).parameters
     assert {key: defaults[key].default for key in zoo.TP4} == zoo.TP4
 
 

@@ -24,6 +24,7 @@ class EncoderBlock(layers.Layer):
         n_heads: int. Number of attention heads; must divide `d_model`.
         mlp_ratio: float. Hidden width of the MLP over `d_model`.
         drop: float. Dropout rate (attention weights, attention output, MLP).
+        scaled: bool. Scale the attention scores by `1 / sqrt(d_head)`.
         **kwargs: Base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -47,7 +48,7 @@ class EncoderBlock(layers.Layer):
         Architecture", ICML 2020 (pre-LN); Vaswani et al., NeurIPS 2017.
     """
 
-    def __init__(self, d_model=64, n_heads=2, mlp_ratio=2.0, drop=0.1, **kwargs):
+    def __init__(self, d_model=64, n_heads=2, mlp_ratio=2.0, drop=0.1, scaled=True, **kwargs):
         super().__init__(**kwargs)
         hidden = int(d_model * mlp_ratio)
         if hidden <= 0:
@@ -59,11 +60,12 @@ class EncoderBlock(layers.Layer):
         self.n_heads = n_heads
         self.mlp_ratio = mlp_ratio
         self.drop = drop
+        self.scaled = scaled
         self.hidden = hidden
         p = dict(dtype=self.dtype_policy)
         self.norm1 = layers.LayerNormalization(epsilon=1e-5, name="norm1", **p)
         self.attn = MultiHeadSelfAttention(
-            d_model, n_heads, attn_drop=drop, proj_drop=drop, name="attn", **p
+            d_model, n_heads, attn_drop=drop, proj_drop=drop, scaled=scaled, name="attn", **p
         )
         self.norm2 = layers.LayerNormalization(epsilon=1e-5, name="norm2", **p)
         self.fc1 = layers.Dense(hidden, name="fc1", **p)
@@ -95,6 +97,7 @@ class EncoderBlock(layers.Layer):
                 "n_heads": self.n_heads,
                 "mlp_ratio": self.mlp_ratio,
                 "drop": self.drop,
+                "scaled": self.scaled,
             }
         )
         return config

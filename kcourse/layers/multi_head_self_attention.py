@@ -27,6 +27,9 @@ class MultiHeadSelfAttention(layers.Layer):
         attn_drop: float. Dropout rate on the attention weights.
         proj_drop: float. Dropout rate on the output projection.
         use_bias: bool. Whether `wq`, `wk`, `wv`, `wo` have a bias.
+        scaled: bool. Divide the scores by `sqrt(d_head)` (the Transformer's
+            choice); False leaves them unscaled, for the experiment that
+            shows why (kcourse.tasks.attention).
         **kwargs: Base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -59,6 +62,7 @@ class MultiHeadSelfAttention(layers.Layer):
         attn_drop=0.0,
         proj_drop=0.0,
         use_bias=False,
+        scaled=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -72,6 +76,7 @@ class MultiHeadSelfAttention(layers.Layer):
         self.attn_drop = attn_drop
         self.proj_drop = proj_drop
         self.use_bias = use_bias
+        self.scaled = scaled
         self.d_head = d_model // n_heads
         dense = dict(use_bias=use_bias, dtype=self.dtype_policy)
         self.wq = layers.Dense(d_model, name="wq", **dense)
@@ -103,7 +108,7 @@ class MultiHeadSelfAttention(layers.Layer):
             return ops.transpose(t, (0, 2, 1, 3))
 
         q, k, v = heads(self.wq(x)), heads(self.wk(x)), heads(self.wv(x))
-        scale = ops.cast(self.d_head**-0.5, self.compute_dtype)
+        scale = ops.cast(self.d_head**-0.5 if self.scaled else 1.0, self.compute_dtype)
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * scale  # (B, H, L, L)
 
         allowed = None  # bool, broadcastable to (B, H, L, L)
@@ -146,6 +151,7 @@ class MultiHeadSelfAttention(layers.Layer):
                 "attn_drop": self.attn_drop,
                 "proj_drop": self.proj_drop,
                 "use_bias": self.use_bias,
+                "scaled": self.scaled,
             }
         )
         return config

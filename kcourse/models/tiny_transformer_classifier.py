@@ -39,6 +39,7 @@ class TinyTransformerClassifier(keras.Model):
         drop: float. Dropout rate in each block.
         pe: `"sinusoidal"` or `"learned"` positional encoding.
         pad_id: int. The padding token id, masked out of the attention.
+        scaled: bool. Scale the attention scores by `1 / sqrt(d_head)`.
         embeddings: optional `(vocab_size, embed_dim)` array to initialise the
             embedding (not part of the config: the saved weights carry it).
         freeze_embeddings: bool. Keep the embedding fixed during training.
@@ -76,6 +77,7 @@ class TinyTransformerClassifier(keras.Model):
         drop=0.1,
         pe="sinusoidal",
         pad_id=0,
+        scaled=True,
         embeddings=None,
         freeze_embeddings=False,
         **kwargs,
@@ -101,6 +103,7 @@ class TinyTransformerClassifier(keras.Model):
         self.drop = drop
         self.pe = pe
         self.pad_id = pad_id
+        self.scaled = scaled
         self.freeze_embeddings = freeze_embeddings
 
         p = dict(dtype=self.dtype_policy)
@@ -111,7 +114,7 @@ class TinyTransformerClassifier(keras.Model):
         self.proj = layers.Dense(d_model, name="proj", **p) if embed_dim != d_model else None
         self.pos = PositionalEncoding(max_len, d_model, mode=pe, name="pos", **p)
         self.blocks = [
-            EncoderBlock(d_model, n_heads, mlp_ratio, drop, name=f"block_{i}", **p)
+            EncoderBlock(d_model, n_heads, mlp_ratio, drop, scaled, name=f"block_{i}", **p)
             for i in range(n_layers)
         ]
         self.norm = layers.LayerNormalization(epsilon=1e-5, name="norm", **p)
@@ -163,6 +166,7 @@ class TinyTransformerClassifier(keras.Model):
                 "drop": self.drop,
                 "pe": self.pe,
                 "pad_id": self.pad_id,
+                "scaled": self.scaled,
                 "freeze_embeddings": self.freeze_embeddings,
             }
         )

@@ -23,14 +23,12 @@ folder gets config.json, history_<pe>.csv and <pe>.keras per model
 `attention_<k>.png` for each sentence, `stability.csv` and `parameters.csv`.
 """
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from kcourse import cli, parameters, runs, text
+from kcourse import cli, datasets, parameters, runs, text
 from kcourse.report import Item, plural
-from kcourse.splits import Splits
 
 main = cli.lab_main(__name__)  # python -m kcourse.tasks.transformer: build_parser(), then run_lab(args)
 
@@ -45,52 +43,7 @@ CLASS_SIZE = ("--models", "sinusoidal", "learned")
 KEY_FIGURES = ("learning_curves", "attention_1")
 
 
-@dataclass
-class Sentences(Splits):
-    """The corpus as token ids (N, max_len), [CLS] first, and labels (N,), split train / val; the val sentences' text."""
-
-    val_sentences: list
-    vocab: object
-    corpus: list
-
-
-def load_data(n_sentences=20_000, seed=0, max_len=32, vocab=None, val_fraction=0.2):
-    """The corpus's sentences as a `Sentences`, split at random into train and validation.
-
-    `vocab` (e.g. the word2vec lab's) is used as given; otherwise one is built on the corpus.
-    """
-    corpus = text.build_synthetic_corpus(n_sentences, seed)
-    if vocab is None:
-        vocab = text.Vocabulary.build([text.tokenize(s) for s in corpus])
-    x = vocab.encode_batch(corpus, max_len, add_cls=True, padding="right")  # (N, L)
-    y = np.array([text.label_from_sentence(s) for s in corpus], "int32")  # (N,)
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_val = max(1, int(len(x) * val_fraction))
-    val, tr = order[:n_val], order[n_val:]
-    return Sentences(x[tr], y[tr], x[val], y[val], [corpus[i] for i in val], vocab, corpus)
-
-
-def build_model(vocab, max_len=32, d_model=64, n_heads=2, n_layers=2, pe="sinusoidal", drop=0.1,
-                embeddings=None, freeze_embeddings=True, learning_rate=1e-3):
-    """A compiled TinyTransformerClassifier: AdamW, cross-entropy on logits, accuracy."""
-    import keras
-
-    from kcourse.models import TinyTransformerClassifier
-    from kcourse.training import compile_model
-
-    if embeddings is not None and tuple(embeddings.shape)[0] != len(vocab):
-        raise cli.LabError(
-            f"the embeddings have {embeddings.shape[0]} rows but the vocabulary has {len(vocab)} words; "
-            f"expected a ({len(vocab)}, D) table"
-        )
-    check_heads(d_model, n_heads)
-    model = TinyTransformerClassifier(
-        vocab_size=len(vocab), max_len=max_len, d_model=d_model, n_heads=n_heads, n_layers=n_layers,
-        pe=pe, drop=drop, pad_id=vocab.pad_id, embeddings=embeddings,
-        freeze_embeddings=embeddings is not None and freeze_embeddings, name=f"transformer_{pe}",
-    )
-    model.build((None, max_len))
-    return compile_model(model, keras.optimizers.AdamW(learning_rate))
+load_data = datasets.sentences  # the corpus as [CLS]-first token ids and labels, split train / val
 
 
 def evaluate(model, data):
@@ -100,16 +53,6 @@ def evaluate(model, data):
     y_pred = predict_classes(model, data.x_val, 256)
     majority = max(float(data.y_val.mean()), 1.0 - float(data.y_val.mean()))
     return {"val accuracy": float((y_pred == data.y_val).mean()), "majority rate": majority}
-
-
-def check_heads(d_model, n_heads):
-    """A LabError unless n_heads divides d_model (each head gets d_model / n_heads features)."""
-    if d_model % n_heads:
-        divisors = [k for k in range(1, d_model + 1) if d_model % k == 0]
-        raise cli.LabError(
-            f"--d-model {d_model} is not divisible by --heads {n_heads}: "
-            f"choose --heads among {', '.join(map(str, divisors))}"
-        )
 
 
 def check_sentences(sentences, max_len):
@@ -282,13 +225,7 @@ HANDOUT = (
 def build_parser():
     """The lab's options: the shared ones, the corpus, the model and the sentences to draw."""
     parser = cli.lab_parser("transformer", __doc__, epochs=5, batch_size=64, learning_rate=1e-3, quick={"sentences": 1000})
-    data = parser.add_argument_group("the sentences")
-    data.add_argument("--sentences", type=cli.positive_int, default=20_000, help="corpus size (default: %(default)s, 1000 with --quick)")
-    data.add_argument("--max-len", type=cli.positive_int, default=32, help="tokens per sequence with [CLS] (default: %(default)s)")
-    model = parser.add_argument_group("the model")
-    model.add_argument("--d-model", type=cli.positive_int, default=64, help="default: %(default)s")
-    model.add_argument("--heads", type=cli.positive_int, default=2, help="must divide --d-model (default: %(default)s)")
-    model.add_argument("--layers", type=cli.positive_int, default=2, help="default: %(default)s")
+    cli.add_transformer_options(parser)
     parser.add_argument("--models", nargs="+", default=["sinusoidal"], choices=MODELS,
                         help="positional encodings, one model each, trained in turn (default: sinusoidal)")
     parser.add_argument("--embeddings", type=Path, help="embeddings.npz from kcourse.tasks.word2vec (its vocabulary is used)")
@@ -313,9 +250,10 @@ def run_lab(args):
     """Steps 3-4 from the parsed options: the sentences, each positional encoding fitted, attention maps and their
     stability, the weights by formula (what `main` and the notebook run)."""
     shown = args.sentence or list(SENTENCES)
-    check_heads(args.d_model, args.heads)
+    cli.check_heads(args.d_model, args.heads)
     check_sentences(shown, args.max_len)
     run = runs.start("transformer", args)
+    from kcourse.models import build_classifier  # imports keras: after the backend is chosen
     embeddings, vocab = text.load_embeddings(args.embeddings) if args.embeddings else (None, None)
     data = load_data(args.sentences, args.seed, args.max_len, vocab)
     vocab = data.vocab
@@ -324,7 +262,7 @@ def run_lab(args):
     run.outputs.update(data=data)
     run.save_metrics(sentences={"train": len(data.x_train), "val": len(data.x_val)})
     for pe in dict.fromkeys(args.models):
-        build = lambda pe=pe: build_model(vocab, args.max_len, args.d_model, args.heads, args.layers, pe, embeddings=embeddings,  # noqa: E731
+        build = lambda pe=pe: build_classifier(vocab, args.max_len, args.d_model, args.heads, args.layers, pe, embeddings=embeddings,  # noqa: E731
                                           freeze_embeddings=args.freeze, learning_rate=args.learning_rate)
         fitted = run.fit(pe, build, data.train, data.val)
         run.record(fitted, **evaluate(fitted.model, data), **{"val loss": fitted.history["val_loss"][-1]})
