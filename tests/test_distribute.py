@@ -89,7 +89,7 @@ EVERY_LAB = textwrap.dedent("""
     def refuse(*args, **kwargs):  # as the suite's conftest: the labs fall back to their embedded data
         raise ConnectionRefusedError("tests must not reach the network")
     socket.socket.connect = socket.socket.connect_ex = socket.create_connection = socket.getaddrinfo = refuse
-    from kcourse.tasks import attention, fcn, finetune, loop, mnist, transformer, unet, vit, word2vec
+    from kcourse.tasks import attention, fcn, finetune, loop, mnist, sequences, transformer, unet, vit, word2vec
     from kcourse import system
     out = sys.argv[1]
     # a two-stack ResNet: ResNet18 stalls XLA's CPU collectives with 8 virtual devices on 2 cores (a thread per device)
@@ -102,14 +102,15 @@ EVERY_LAB = textwrap.dedent("""
     np.savez(f"{out}/digits.npz", x_train=rng.integers(0, 256, (100, 28, 28)), y_train=np.arange(100) % 10,
              x_test=rng.integers(0, 256, (40, 28, 28)), y_test=np.arange(40) % 10)
     sizes = {"mnist": ["--data", f"{out}/digits.npz"], "fcn": ["--data", f"{out}/digits.npz", "--canvases", "1", "--models", "cnn"],
-             "transformer": ["--sentences", "300"], "attention": ["--sentences", "300", "--models", "scaled"],
-             "loop": ["--sentences", "300", "--steps", "3"], "word2vec": ["--sentences", "300", "--batch-size", "256"],
+             "transformer": ["--sentences", "300"], "attention": ["--sentences", "300", "--models", "scaled", "--d-model", "16", "--layers", "1"],
+             "loop": ["--sentences", "300", "--steps", "3"],
+             "sequences": ["--train-size", "200", "--tasks", "first-last", "--models", "cnn", "transformer"],
+             "word2vec": ["--sentences", "300", "--batch-size", "256"],
              "unet": ["--batch-size", "8", "--train-size", "32", "--test-size", "16", "--models", "image-labels"],  # + its CAMs
              "finetune": ["--batch-size", "8", "--preset", f"{out}/tiny_resnet"], "vit": ["--batch-size", "8", "--augment", "light"]}
     done = {}
     for name, lab in (("mnist", mnist), ("fcn", fcn), ("transformer", transformer), ("attention", attention), ("loop", loop),
-                      ("word2vec", word2vec),
-                      ("unet", unet), ("finetune", finetune), ("vit", vit)):
+                      ("sequences", sequences), ("word2vec", word2vec), ("unet", unet), ("finetune", finetune), ("vit", vit)):
         start = time.perf_counter()
         epochs = [] if name == "loop" else ["--epochs", "1"]  # the loop counts steps
         run = lab.main(["--quick", "--distribute", *epochs, *sizes.get(name, []), "--out", f"{out}/{name}"])
@@ -126,7 +127,8 @@ def test_every_lab_that_trains_runs_on_8_devices(jax_only, tmp_path):
     assert done.returncode == 0, (finished, done.stderr[-1500:])
     assert "data-parallel over 8 devices" in done.stdout
     result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
-    assert result == {lab: 8 for lab in ("mnist", "fcn", "transformer", "attention", "loop", "word2vec", "unet", "finetune", "vit")}
+    labs = ("mnist", "fcn", "transformer", "attention", "loop", "sequences", "word2vec", "unet", "finetune", "vit")
+    assert result == {lab: 8 for lab in labs}
 
 
 def test_distribute_elsewhere_is_one_line(backend, capsys):

@@ -21,6 +21,7 @@ TRANSFORMER = ("--quick", "--epochs", "3", "--models", "sinusoidal", "learned") 
 ATTENTION = ("--quick", "--sentences", "1500", "--epochs", "3", "--d-model", "32", "--layers", "1", "--learning-rate", "3e-3",
              "--batch-size", "32")  # the attention lab: one block of width 32 learns the task in 3 epochs
 LOOP = ("--quick", "--steps", "12")
+SEQUENCES = ("--quick", "--models", "cnn", "transformer")  # first-last and bigram at length 16
 W2V = ("--quick", "--epochs", "5", "--batch-size", "256", "--models", "skip-gram", "lr/10")  # the TP4 notebook's word2vec run
 
 
@@ -41,7 +42,8 @@ def shared_runs(name, lab_run):
         return [("fcn", lab_run("fcn", "--quick")), ("unet", lab_run("unet", "--quick"))]
     if name == "lectures":
         return [("zoo", lab_run("zoo", "--models", "mlp", "cnn", "conv3x3", "vgg16", "resnet18", "resnet101", "transformer")),
-                ("clip", lab_run("clip", "--quick", "--preset", "tiny", "--dataset", "ants-bees"))]
+                ("clip", lab_run("clip", "--quick", "--preset", "tiny", "--dataset", "ants-bees")),
+                ("sequences", lab_run("sequences", *SEQUENCES))]
     return []
 
 
@@ -102,6 +104,8 @@ def _lectures(ns):
     assert {"zoo.csv", "first_layers.csv", "params_vs_flops.png"} <= {p.name for p in ns["run"].path.iterdir()}
     photos, scores = ns["photos"][ns["key"]], ns["scores"][ns["key"]]  # CLIP zero-shot: every photo scored against every class
     assert scores.shape == (len(photos.y_val), len(ns["prompts"][ns["key"]])) and np.allclose(scores.sum(axis=1), 1.0)
+    toy = {(r["kind"], r["task"]): r["val accuracy"] for r in ns["seq_run"].rows}
+    assert toy[("transformer", "first-last")] > 0.9 > 0.6 > toy[("cnn", "first-last")]  # the long-range toy
 
 
 def _backend_comparison(ns):

@@ -1,0 +1,161 @@
+"""Lecture 000's toy tasks: where a CNN of the same budget fails and the Transformer succeeds, and where both do.
+
+Two tasks on random sequences of 8 symbols, [CLS] first, half of them positive:
+
+- first-last (a long-range dependency): is the last symbol the same as the first?
+- bigram (a local pattern): does the pair "a b" occur somewhere?
+
+Three models of about the same number of weights learn each at two lengths:
+a CNN (two 3-wide convolutions, global max pooling: a receptive field of 5
+symbols), an LSTM, and the tiny Transformer (2 blocks, learnt positions).
+The CNN finds the bigram wherever it is, but no unit of it ever sees both
+ends of a long sequence; attention relates any two positions in one step.
+
+    python -m kcourse.tasks.sequences                 # 8,000 sequences per task, lengths 8 and 32, 5 epochs
+    python -m kcourse.tasks.sequences --quick         # a smoke run
+
+The run folder gets per model history_<model>-<task>-<length>.csv and its
+.keras, summary.csv, accuracy.png (accuracy by length, one panel per task).
+"""
+
+import numpy as np
+
+from kcourse import cli, runs
+from kcourse.report import Item
+
+main = cli.lab_main(__name__)  # python -m kcourse.tasks.sequences: build_parser(), then run_lab(args)
+
+TASKS = ("first-last", "bigram")
+MODELS = ("cnn", "lstm", "transformer")
+SYMBOLS, PAD, CLS = 8, 0, 1  # symbols are ids 2..9
+BIGRAM = (2, 3)  # the local pattern: symbol 2 then symbol 3
+PARITY = {"val accuracy": 0.05}
+KEY_FIGURES = ("accuracy",)
+
+
+# ---------------------------------------------------------------- the tasks
+def make_task(task, n, length, seed=0):
+    """`n` sequences (n, 1 + length) int32, [CLS] first, and their labels (n,), half positive."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(2, 2 + SYMBOLS, (n, length))
+    y = rng.random(n) < 0.5
+    if task == "first-last":
+        other = (x[:, 0] - 2 + rng.integers(1, SYMBOLS, n)) % SYMBOLS + 2  # any symbol but the first
+        x[:, -1] = np.where(y, x[:, 0], other)
+    elif task == "bigram":
+        a, b = BIGRAM
+        for row, positive in zip(x, y):
+            while ((row[:-1] == a) & (row[1:] == b)).any():  # no pair by chance
+                row[1:][(row[:-1] == a) & (row[1:] == b)] = rng.integers(4, 2 + SYMBOLS)
+            if positive:
+                at = rng.integers(0, length - 1)
+                row[at:at + 2] = BIGRAM
+    else:
+        raise cli.LabError(f"unknown task {task!r}: choose among {', '.join(TASKS)}")
+    return np.concatenate([np.full((n, 1), CLS), x], 1).astype("int32"), y.astype("int32")
+
+
+# ---------------------------------------------------------------- the models, about 10-20 k weights each
+def build_model(kind, length, learning_rate=1e-3, width=32):
+    """A compiled classifier of sequences (B, 1 + length): "cnn", "lstm" or "transformer"."""
+    import keras
+
+    from kcourse.models import TinyTransformerClassifier
+    from kcourse.training import compile_model
+
+    vocab, layers, wide = 2 + SYMBOLS, keras.layers, width + width // 2
+    if kind == "transformer":  # learnt positions: the sinusoidal table does not find the first and last here
+        model = TinyTransformerClassifier(vocab, 1 + length, d_model=width, n_heads=2, n_layers=2, drop=0.0, pe="learned",
+                                          pad_id=PAD, name="transformer")
+        model.build((None, 1 + length))
+        return compile_model(model, keras.optimizers.AdamW(learning_rate))
+    body = {
+        "cnn": [layers.Conv1D(wide, 3, activation="relu"), layers.Conv1D(wide, 3, activation="relu"),
+                layers.GlobalMaxPooling1D(), layers.Dense(width, activation="relu")],
+        "lstm": [layers.LSTM(wide)],
+    }[kind]
+    model = keras.Sequential([keras.Input((1 + length,), dtype="int32"), layers.Embedding(vocab, width), *body,
+                              layers.Dense(2)], name=kind)
+    return compile_model(model, keras.optimizers.Adam(learning_rate))
+
+
+def receptive_field(model):
+    """The symbols one output of the CNN's last convolution sees: 1 + sum(k - 1) over its stride-1 convolutions."""
+    return 1 + sum(layer.kernel_size[0] - 1 for layer in model.layers if hasattr(layer, "kernel_size"))
+
+
+def accuracy_figure(rows):
+    import matplotlib.pyplot as plt
+
+    from kcourse.plots import tidy
+
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for kind in dict.fromkeys(r["kind"] for r in rows):
+            part = [r for r in rows if r["task"] == task and r["kind"] == kind]
+            ax.plot([r["length"] for r in part], [r["val accuracy"] for r in part], "o-", label=kind)
+        ax.axhline(0.5, color="grey", lw=0.8, label="chance")
+        ax.set(xlabel="sequence length", ylabel="val accuracy", title=task, ylim=(0.4, 1.02))
+    return tidy(fig, *axes[0])
+
+
+# ---------------------------------------------------------------- the handout's question, answered by the run
+def cnn_against_transformer(run):
+    rows = {(r["kind"], r["task"], r["length"]): r for r in run.rows}
+    longest = max(r["length"] for r in run.rows)
+    get = lambda kind, task: rows.get((kind, task, longest), {}).get("val accuracy")  # noqa: E731
+    parts = [f"{kind} {get(kind, 'first-last'):.3f}" for kind in MODELS if get(kind, "first-last") is not None]
+    field = run.metrics.get("cnn receptive field")
+    text = f"Is the last symbol the first one, at length {longest}: val accuracy {', '.join(parts)} (chance 0.5)."
+    if field is not None:
+        sees = "none sees both ends" if field < longest + 1 else "one can see both ends"
+        text += (f" The CNN's units see {field} symbols: {sees}, and max pooling forgets where a feature was; "
+                 f"attention relates any two positions in one step.")
+    local = {kind: get(kind, "bigram") for kind in MODELS if get(kind, "bigram") is not None}
+    if local:
+        best = max(local, key=local.get)
+        text += (f" Does the pair occur (a local pattern): {', '.join(f'{k} {v:.3f}' for k, v in local.items())}, "
+                 f"the best {best}.")
+    params = {kind: r["total params"] for (kind, _, length), r in rows.items() if length == longest}
+    return text + " Weights: " + ", ".join(f"{kind} {n:,}" for kind, n in params.items()) + "."
+
+
+HANDOUT = (
+    Item("000:16", "Tâches jouets où un CNN vanille << Transformer", "Toy tasks where a vanilla CNN fails and a Transformer succeeds.",
+         cnn_against_transformer, "kcourse.tasks.sequences.make_task"),
+)
+
+
+def build_parser():
+    """The lab's options: the shared ones, the tasks, the lengths, the models."""
+    parser = cli.lab_parser("sequences", __doc__, epochs=5, batch_size=64, learning_rate=1e-3,
+                            quick={"train_size": 4000, "lengths": [16], "epochs": 3})
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS, help="default: both")
+    parser.add_argument("--lengths", nargs="+", type=cli.number(int, low=3), default=[8, 32],
+                        help="symbols per sequence, after [CLS] (default: 8 32; 16 with --quick)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="default: all three")
+    parser.add_argument("--train-size", type=cli.positive_int, default=8000,
+                        help="training sequences per task and length (default: %(default)s, 4000 with --quick)")
+    return parser
+
+
+def run_lab(args):
+    """Every model on every task and length, trained from the same seed (what `main` and the notebook run)."""
+    run = runs.start("sequences", args)
+    for task in dict.fromkeys(args.tasks):
+        for length in dict.fromkeys(args.lengths):
+            train = make_task(task, args.train_size, length, args.seed)
+            val = make_task(task, max(500, args.train_size // 4), length, args.seed + 1)
+            for kind in dict.fromkeys(args.models):
+                fitted = run.fit(f"{kind}-{task}-{length}", lambda kind=kind, length=length: build_model(kind, length, args.learning_rate),
+                                 train, val)
+                run.record(fitted, kind=kind, task=task, length=length, **{"val accuracy": fitted.history["val_accuracy"][-1]})
+                if kind == "cnn":
+                    run.save_metrics(**{"cnn receptive field": receptive_field(fitted.model)})
+    run.savefig(accuracy_figure(run.rows), "accuracy")
+    return run.finish("Toy sequence tasks: CNN, LSTM, Transformer", curves=("accuracy",), handout=HANDOUT)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,33 @@
+"""Lecture 000's toy tasks: the CNN fails the long-range one that the Transformer passes, and finds the local one."""
+
+import numpy as np
+import pytest
+
+from kcourse.tasks import sequences
+from tests.test_notebooks import SEQUENCES
+
+
+@pytest.fixture(scope="module")
+def made(lab_run):
+    return lab_run("sequences", *SEQUENCES).run
+
+
+def test_the_tasks_are_what_they_say():
+    x, y = sequences.make_task("first-last", 400, 12, seed=3)
+    assert x.shape == (400, 13) and (x[:, 0] == sequences.CLS).all() and 0.4 < y.mean() < 0.6
+    np.testing.assert_array_equal(x[:, 1] == x[:, -1], y.astype(bool))
+    x, y = sequences.make_task("bigram", 400, 12, seed=3)
+    a, b = sequences.BIGRAM
+    found = ((x[:, 1:-1] == a) & (x[:, 2:] == b)).any(1)
+    np.testing.assert_array_equal(found, y.astype(bool))
+
+
+def test_the_cnn_fails_the_long_range_task_the_transformer_passes(made):
+    rows = {(r["kind"], r["task"]): r["val accuracy"] for r in made.rows}
+    assert rows[("cnn", "first-last")] < 0.6 and rows[("transformer", "first-last")] > 0.9, rows
+    assert rows[("cnn", "bigram")] > 0.9, rows  # a local pattern: the CNN finds it
+    assert made.metrics["cnn receptive field"] == 5
+    params = {r["kind"]: r["total params"] for r in made.rows}
+    assert 0.5 < params["cnn"] / params["transformer"] < 2  # about the same budget
+    answer = {a["tag"]: a["answer"] for a in made.answers()}["000:16"]
+    assert f"{rows[('transformer', 'first-last')]:.3f}" in answer
