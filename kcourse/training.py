@@ -216,3 +216,33 @@ class StepTimer(keras.callbacks.Callback):
     def per_step(self):
         times = [end - begin for begin, end in self.marks if end is not None]
         return float(np.median(times[1:] if len(times) > 1 else times))
+
+
+def gradients(model, x, y, loss=None):
+    """The gradient of the loss on one batch for each of `model.trainable_variables`, as NumPy arrays (dropout off).
+
+    Written per backend, as its users write it: jax differentiates a pure function of the weights
+    (`stateless_call`), torch fills each parameter's `.grad` (`backward`), tensorflow records a `GradientTape`.
+    `loss`: a keras loss; cross-entropy on logits by default.
+    """
+    loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    variables = model.trainable_variables
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        fixed = [v.value for v in model.non_trainable_variables]
+        grads = jax.grad(lambda weights: loss(y, model.stateless_call(weights, fixed, x, training=False)[0]))(
+            [v.value for v in variables])
+    elif backend == "torch":
+        for v in variables:
+            v.value.grad = None
+        loss(y, model(x, training=False)).backward()
+        grads = [v.value.grad for v in variables]
+    else:
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            value = loss(y, model(x, training=False))
+        grads = tape.gradient(value, variables)
+    return [keras.ops.convert_to_numpy(g) for g in grads]

@@ -21,6 +21,7 @@ TRANSFORMER = ("--quick", "--epochs", "3", "--models", "sinusoidal", "learned") 
 ATTENTION = ("--quick", "--sentences", "1500", "--epochs", "3", "--d-model", "32", "--layers", "1", "--learning-rate", "3e-3",
              "--batch-size", "32")  # the attention lab: one block of width 32 learns the task in 3 epochs
 LOOP = ("--quick", "--steps", "12")
+BLOCKS = ("--quick", "--sentences", "300", "--d-model", "16", "--depths", "2", "--variants", "block", "no-residual")
 SEQUENCES = ("--quick", "--models", "cnn", "transformer")  # first-last and bigram at length 16
 W2V = ("--quick", "--epochs", "5", "--batch-size", "256", "--models", "skip-gram", "lr/10")  # the TP4 notebook's word2vec run
 
@@ -35,7 +36,8 @@ def shared_runs(name, lab_run):
         w2v = lab_run("word2vec", *W2V)
         embeddings = str(w2v.run.file("embeddings.npz"))
         return [("word2vec", w2v), ("transformer", lab_run("transformer", *TRANSFORMER, "--embeddings", embeddings)),
-                ("attention", lab_run("attention", *ATTENTION)), ("loop", lab_run("loop", *LOOP))]
+                ("attention", lab_run("attention", *ATTENTION)), ("loop", lab_run("loop", *LOOP)),
+                ("blocks", lab_run("blocks", *BLOCKS))]
     if name == "tp4_part2_vit":
         return [("vit", lab_run("vit", "--quick", "--pool", "cls", "mean"))]
     if name == "tp5_fcn_unet":
@@ -73,7 +75,7 @@ def _tp4_part1_word2vec_transformer(ns):
     assert ns["accuracy"] >= ns["majority"] + 0.1, (ns["accuracy"], ns["majority"])  # it learns, beyond the commoner class
     assert ns["att_run"].metrics["heads"]["largest difference"] < 1e-5  # one sliced projection is N_h heads
     assert ns["loop_run"].metrics["largest |hand - fit|"] < 1e-5  # the loop by hand is fit's
-    assert set(ns["_reused"]) >= {"attention", "loop"}
+    assert set(ns["_reused"]) >= {"attention", "loop", "blocks"}
 
 
 def _tp4_part2_vit(ns):

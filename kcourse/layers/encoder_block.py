@@ -25,6 +25,12 @@ class EncoderBlock(layers.Layer):
         mlp_ratio: float. Hidden width of the MLP over `d_model`.
         drop: float. Dropout rate (attention weights, attention output, MLP).
         scaled: bool. Scale the attention scores by `1 / sqrt(d_head)`.
+        activation: `"gelu"` (exact, the course's) or `"relu"`, in the MLP.
+        norm: bool. The two pre-LayerNorms; False leaves them out.
+        residual: bool. The two shortcuts `x + ...`; False gives
+            `x = Attn(LN1(x)); x = MLP(LN2(x))`. (`norm`, `residual` and
+            `activation` exist for the experiment that shows what each does:
+            kcourse.tasks.blocks.)
         **kwargs: Base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -48,7 +54,8 @@ class EncoderBlock(layers.Layer):
         Architecture", ICML 2020 (pre-LN); Vaswani et al., NeurIPS 2017.
     """
 
-    def __init__(self, d_model=64, n_heads=2, mlp_ratio=2.0, drop=0.1, scaled=True, **kwargs):
+    def __init__(self, d_model=64, n_heads=2, mlp_ratio=2.0, drop=0.1, scaled=True, activation="gelu", norm=True,
+                 residual=True, **kwargs):
         super().__init__(**kwargs)
         hidden = int(d_model * mlp_ratio)
         if hidden <= 0:
@@ -60,7 +67,10 @@ class EncoderBlock(layers.Layer):
         self.n_heads = n_heads
         self.mlp_ratio = mlp_ratio
         self.drop = drop
+        if activation not in ("gelu", "relu"):
+            raise ValueError(f"activation must be 'gelu' or 'relu', received {activation!r}.")
         self.scaled = scaled
+        self.activation, self.norm, self.residual = activation, norm, residual
         self.hidden = hidden
         p = dict(dtype=self.dtype_policy)
         self.norm1 = layers.LayerNormalization(epsilon=1e-5, name="norm1", **p)
@@ -79,11 +89,12 @@ class EncoderBlock(layers.Layer):
         self.fc2.build(tuple(input_shape[:-1]) + (self.hidden,))
 
     def call(self, x, mask=None, need_weights=False, training=None):
-        y, weights = self.attn(self.norm1(x), mask=mask, need_weights=True, training=training)
-        x = x + y
-        h = ops.gelu(self.fc1(self.norm2(x)), approximate=False)  # (B, L, hidden)
+        y, weights = self.attn(self.norm1(x) if self.norm else x, mask=mask, need_weights=True, training=training)
+        x = x + y if self.residual else y
+        h = self.fc1(self.norm2(x) if self.norm else x)  # (B, L, hidden)
+        h = ops.gelu(h, approximate=False) if self.activation == "gelu" else ops.relu(h)
         h = self.drop2(self.fc2(self.drop1(h, training=training)), training=training)
-        x = x + h  # (B, L, d_model)
+        x = x + h if self.residual else h  # (B, L, d_model)
         return (x, weights) if need_weights else x
 
     def compute_mask(self, inputs, mask=None):
@@ -98,6 +109,9 @@ class EncoderBlock(layers.Layer):
                 "mlp_ratio": self.mlp_ratio,
                 "drop": self.drop,
                 "scaled": self.scaled,
+                "activation": self.activation,
+                "norm": self.norm,
+                "residual": self.residual,
             }
         )
         return config

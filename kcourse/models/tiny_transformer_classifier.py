@@ -40,6 +40,8 @@ class TinyTransformerClassifier(keras.Model):
         pe: `"sinusoidal"` or `"learned"` positional encoding.
         pad_id: int. The padding token id, masked out of the attention.
         scaled: bool. Scale the attention scores by `1 / sqrt(d_head)`.
+        activation, norm, residual: each block's MLP activation, LayerNorms
+            and shortcuts (`EncoderBlock`).
         embeddings: optional `(vocab_size, embed_dim)` array to initialise the
             embedding (not part of the config: the saved weights carry it).
         freeze_embeddings: bool. Keep the embedding fixed during training.
@@ -78,6 +80,9 @@ class TinyTransformerClassifier(keras.Model):
         pe="sinusoidal",
         pad_id=0,
         scaled=True,
+        activation="gelu",
+        norm=True,
+        residual=True,
         embeddings=None,
         freeze_embeddings=False,
         **kwargs,
@@ -104,6 +109,7 @@ class TinyTransformerClassifier(keras.Model):
         self.pe = pe
         self.pad_id = pad_id
         self.scaled = scaled
+        self.activation, self.norm_blocks, self.residual = activation, norm, residual
         self.freeze_embeddings = freeze_embeddings
 
         p = dict(dtype=self.dtype_policy)
@@ -114,7 +120,7 @@ class TinyTransformerClassifier(keras.Model):
         self.proj = layers.Dense(d_model, name="proj", **p) if embed_dim != d_model else None
         self.pos = PositionalEncoding(max_len, d_model, mode=pe, name="pos", **p)
         self.blocks = [
-            EncoderBlock(d_model, n_heads, mlp_ratio, drop, scaled, name=f"block_{i}", **p)
+            EncoderBlock(d_model, n_heads, mlp_ratio, drop, scaled, activation, norm, residual, name=f"block_{i}", **p)
             for i in range(n_layers)
         ]
         self.norm = layers.LayerNormalization(epsilon=1e-5, name="norm", **p)
@@ -167,6 +173,9 @@ class TinyTransformerClassifier(keras.Model):
                 "pe": self.pe,
                 "pad_id": self.pad_id,
                 "scaled": self.scaled,
+                "activation": self.activation,
+                "norm": self.norm_blocks,
+                "residual": self.residual,
                 "freeze_embeddings": self.freeze_embeddings,
             }
         )
