@@ -60,6 +60,16 @@ NOISE_RATE = 0.4
 EUROPEAN_COUNTRIES = {"france", "germany", "italy", "spain", "uk"}
 
 
+CATEGORIES = {  # the kinds of words the corpus is made of
+    "country": list(COUNTRIES),
+    "capital": [d["capital"] for d in COUNTRIES.values()],
+    "currency": sorted({d["currency"] for d in COUNTRIES.values()}),
+    "family": sorted({w for t in FAMILY for w in t}),
+    "profession": PROFESSIONS,
+    "connector": CONNECTORS,
+}
+
+
 def build_synthetic_corpus(n_sentences=20_000, seed=0):
     """The seed's corpus: `n_sentences` lower-case sentences, the same for a given seed.
 

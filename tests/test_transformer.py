@@ -11,10 +11,15 @@ from kcourse.tasks import transformer
 
 
 @pytest.fixture(scope="module")
-def trained(lab_run):
+def made(lab_run):
     """The lab on 2,000 sentences, 5 epochs, a one-block model of width 32: it learns the task."""
-    run = lab_run("transformer", "--quick", "--sentences", "2000", "--epochs", "5", "--d-model", "32", "--layers", "1",
-                  "--learning-rate", "3e-3", "--batch-size", "32").run
+    return lab_run("transformer", "--quick", "--sentences", "2000", "--epochs", "5", "--d-model", "32", "--layers", "1",
+                   "--learning-rate", "3e-3", "--batch-size", "32").run
+
+
+@pytest.fixture(scope="module")
+def trained(made):
+    run = made
     data = run.outputs["data"]
     return run.fitted["sinusoidal"].model, data.vocab, data.corpus, data
 
@@ -167,3 +172,25 @@ def test_too_long_sentence_on_the_command_line_stops_before_the_run_folder(tmp_p
     with pytest.raises(cli.LabError, match="more than the maximum length 32"):
         transformer.main(["--quick", "--out", str(tmp_path / "run"), "--sentence", "rome " * 40])
     assert not (tmp_path / "run").exists()
+
+
+def test_the_heads_look_at_the_words_the_task_needs_and_never_at_padding(made):
+    rows = made.metrics["head roles"]
+    assert len(rows) == 2 and all(r["[PAD] share"] == 0 for r in rows)  # the mask: exactly none on [PAD]
+    # the label depends on the country: some head prefers countries or capitals, well above their share of the tokens
+    assert max(max(r["country"], r["capital"]) for r in rows) > 2, rows
+    assert "1.0x" not in {a["tag"]: a["answer"] for a in made.answers()}["001:28"]
+
+
+def test_a_most_attended_word_that_is_not_the_most_influential_is_found_and_checked(made):
+    found = made.metrics["attention vs influence"]
+    assert found["examples"] and found["agree"] < 1
+    model = made.fitted["sinusoidal"].model
+    vocab = made.outputs["data"].vocab
+    ex = found["examples"][0]
+    assert ex["most attended"] != ex["most influential"] and ex["influence"] > ex["attended word's influence"]
+    words = ex["words"]
+    k = words.index(ex["most influential"])
+    logits, _ = model.logits_and_attention(vocab.encode_batch([ex["sentence"], " ".join(words[:k] + words[k + 1:])], 32))
+    c = logits[0].argmax()
+    assert logits[0, c] - logits[1, c] == pytest.approx(ex["influence"], abs=1e-4)  # the recorded influence, recomputed

@@ -7,7 +7,8 @@ always at position 0 and the padding mask hides the rest); the
 class from the [CLS] output, trained with AdamW and cross-entropy, validated
 every epoch. Step 4 draws the attention of every layer and head on chosen
 sentences and measures how much the maps move when one capital is swapped
-for another (a label-preserving change). The TP4 review: the weights of a
+for another (a label-preserving change), what each head looks at, and
+whether the most attended word is the one the prediction depends on. The TP4 review: the weights of a
 multi-head self-attention (4 d_model^2, whatever the number of heads) and of
 an encoder block, by formula and by Keras' count_params().
 
@@ -20,7 +21,9 @@ an encoder block, by formula and by Keras' count_params().
 The variants (--models) are named by their positional encoding. The run
 folder gets config.json, history_<pe>.csv and <pe>.keras per model
 (keras.saving.load_model), metrics.json, summary.csv, the learning curves,
-`attention_<k>.png` for each sentence, `stability.csv` and `parameters.csv`.
+`attention_<k>.png` for each sentence, `stability.csv`, `head_roles.csv` / `head_roles.png` (what each head
+looks at), `attention_vs_influence.png` (sentences where the most attended word is not the one the prediction
+depends on) and `parameters.csv`.
 """
 
 from pathlib import Path
@@ -139,6 +142,101 @@ def attention_stability(model, vocab, sentences, n=200, seed=0):
     return rows, same_prediction, len(pairs)
 
 
+KINDS = ("[CLS]", *text.CATEGORIES, "other", "[PAD]")
+
+
+def token_kinds(vocab, ids):
+    """The kind of every token of `ids` (N, L): "[CLS]", "[PAD]", a kcourse.text.CATEGORIES key, or "other"."""
+    kind_of = {word: kind for kind, words in text.CATEGORIES.items() for word in words}
+    table = np.array([w if w in (text.CLS, text.PAD) else kind_of.get(w, "other") for w in vocab.itos])
+    return table[ids]
+
+
+def head_roles(model, vocab, sentences):
+    """Do the heads specialise? Per layer and head: the entropy of its attention (real queries, nats), and for each
+    kind of token (KINDS) the share of the [CLS] query's attention it gets over its share of the tokens (1: no
+    preference, 3: three times its share), and the attention on [PAD] (0 under the mask)."""
+    ids, _, _, maps = attention(model, vocab, sentences)
+    kinds, real = token_kinds(vocab, ids), ids != vocab.pad_id  # (N, L)
+    present = [k for k in KINDS if k != "[PAD]" and (kinds[real] == k).any()]
+    rows = []
+    for layer, maps_l in enumerate(maps):
+        for head in range(maps_l.shape[1]):
+            a = maps_l[:, head].astype("float64")  # (N, L, L): queries, keys
+            entropy = -(a * np.log(np.maximum(a, 1e-30))).sum(-1)  # (N, L)
+            cls_row = a[:, 0, :]  # what [CLS] reads, (N, L)
+            lift = {k: float(cls_row[kinds == k].sum() / cls_row[real].sum() / (kinds[real] == k).mean()) for k in present}
+            rows.append({"layer": layer + 1, "head": head + 1, "entropy": float(entropy[real].mean()), **lift,
+                         "[PAD] share": float(cls_row[~real].sum() / len(ids))})
+    return rows
+
+
+def roles_figure(rows):
+    """For each head, how much more than its share [CLS] attends to each kind of token."""
+    import matplotlib.pyplot as plt
+
+    kinds = [k for k in KINDS if k in rows[0]]
+    lift = np.array([[r[k] for k in kinds] for r in rows])
+    fig, ax = plt.subplots(figsize=(0.75 * len(kinds) + 2.5, 0.45 * len(rows) + 1.6))
+    ax.imshow(lift, cmap="viridis", vmin=0)
+    ax.set_xticks(range(len(kinds)), kinds, rotation=45, ha="right")
+    ax.set_yticks(range(len(rows)), [f"layer {r['layer']} head {r['head']} (H={r['entropy']:.2f})" for r in rows])
+    for (i, j), v in np.ndenumerate(lift):
+        ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7, color="white" if v < lift.max() / 2 else "black")
+    ax.set_title("[CLS]'s attention on each kind of token, over its share (1 = no preference)")
+    fig.tight_layout()
+    return fig
+
+
+def attention_against_influence(model, vocab, sentences):
+    """When attention misleads: per sentence, the word [CLS] attends to most (last layer, mean over heads) against
+    the word whose removal changes the predicted class's logit most (occlusion: the sentence re-encoded without it).
+
+    Returns {"sentences", "agree" (share where both are the same word), "examples": the sentences where they
+    differ, each {"sentence", "most attended", "attention", "most influential", "influence", "words", ...}}.
+    """
+    from kcourse.training import predict
+
+    words = [text.tokenize(s) for s in sentences]
+    ids, _, logits, maps = attention(model, vocab, sentences)
+    predicted = logits.argmax(-1)
+    attended = maps[-1].mean(1)[:, 0, 1:]  # (N, L - 1): [CLS]'s attention on each word, mean over heads
+    shortened = [" ".join(w[:k] + w[k + 1:]) for w in words for k in range(len(w))]
+    dropped = predict(model, vocab.encode_batch(shortened, model.max_len), 256)  # (sum of lengths, C)
+    examples, agree, at = [], 0, 0
+    for i, w in enumerate(words):
+        influence = logits[i, predicted[i]] - dropped[at:at + len(w), predicted[i]]  # how much each word supports the class
+        at += len(w)
+        a, f = int(attended[i, :len(w)].argmax()), int(influence.argmax())
+        agree += a == f
+        if a != f:
+            examples.append({"sentence": sentences[i], "words": w, "most attended": w[a], "attention": float(attended[i, a]),
+                             "most influential": w[f], "influence": float(influence[f]),
+                             "its attention": float(attended[i, f]), "attended word's influence": float(influence[a]),
+                             "attention per word": attended[i, :len(w)].tolist(), "influence per word": influence.tolist()})
+    examples.sort(key=lambda ex: ex["influence"] - ex["attended word's influence"], reverse=True)  # most striking first
+    return {"sentences": len(words), "agree": agree / max(len(words), 1), "examples": examples}
+
+
+def influence_figure(examples, n=2):
+    """For a few sentences where they differ: [CLS]'s attention and each word's influence (occlusion), side by side."""
+    import matplotlib.pyplot as plt
+
+    shown = examples[:n]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(8, 2.4 * len(shown)), squeeze=False)
+    for ax, ex in zip(axes[:, 0], shown):
+        k = np.arange(len(ex["words"]))
+        ax.bar(k - 0.2, ex["attention per word"], 0.4, label="[CLS] attention")
+        ax2 = ax.twinx()
+        ax2.bar(k + 0.2, ex["influence per word"], 0.4, color="C1", label="logit drop without the word")
+        ax.set_xticks(k, ex["words"], rotation=30, fontsize=8)
+        ax.set_ylabel("attention")
+        ax2.set_ylabel("influence")
+        ax.set_title(f"most attended {ex['most attended']!r}, most influential {ex['most influential']!r}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 # ---------------------------------------------------------------- the handout's questions, answered by the run
 def attention_shapes(run):
     c = run.config
@@ -192,6 +290,37 @@ def weights_by_formula(run):
             f"{block['keras count_params']:,}.")
 
 
+def heads_specialise(run):
+    rows = run.metrics.get("head roles")
+    if not rows:
+        return None
+    kinds = [k for k in KINDS if k in rows[0]]
+    top = {(r["layer"], r["head"]): max(kinds, key=lambda k: r[k]) for r in rows}
+    parts = [f"layer {r['layer']} head {r['head']}: {top[(r['layer'], r['head'])]} ({r[top[(r['layer'], r['head'])]]:.1f}x "
+             f"its share), entropy {r['entropy']:.2f}" for r in rows]
+    kinds_seen = set(top.values())
+    verdict = (f"the heads prefer {len(kinds_seen)} different kinds of token" if len(kinds_seen) > 1
+               else f"every head prefers {kinds_seen.pop()}: no division of labour at this size")
+    return (f"The kind of token [CLS] attends to most, over its share of the tokens: {'; '.join(parts)}; [PAD] gets "
+            f"{max(r['[PAD] share'] for r in rows):.0%} of it (the mask). So {verdict}.")
+
+
+def when_attention_misleads(run):
+    found = run.metrics.get("attention vs influence")
+    if not found:
+        return None
+    text_ = (f"In {found['sentences']} validation sentences, the word [CLS] attends to most (last layer) is the word "
+             f"whose removal moves the prediction most in {found['agree']:.0%} of them.")
+    if found["examples"]:
+        ex = found["examples"][0]
+        attended_influence = ex["attended word's influence"]
+        text_ += (f" Not in {ex['sentence']!r}: {ex['most attended']!r} takes {ex['attention']:.2f} of the attention "
+                  f"but removing it changes the logit by {attended_influence:+.2f}, while "
+                  f"{ex['most influential']!r}, with {ex['its attention']:.2f} of it, changes it by {ex['influence']:+.2f}: "
+                  f"attention says where information is read, not what the decision depends on.")
+    return text_
+
+
 HANDOUT = (
     Item("001:14", "Si l'entrée est (B, L, d_model), quelles sont les formes de Q, K, V et de la matrice d'attention ?",
          "The shapes of Q, K, V and of the attention matrix.", attention_shapes, "kcourse.layers.MultiHeadSelfAttention"),
@@ -205,6 +334,11 @@ HANDOUT = (
     Item("001:30", "Mesurez la stabilité des cartes d'attention lorsque vous perturbez légèrement l'entrée.",
          "How stable are the attention maps under a small change of the input?", stability_under_a_swap,
          "kcourse.tasks.transformer.attention_stability"),
+    Item("001:28", "Les têtes se spécialisent-elles sur des motifs linguistiques distincts (négation, accord, entités) ?", "Do the heads specialise?", heads_specialise,
+         "kcourse.tasks.transformer.head_roles"),
+    Item("001:29", "L'attention explique-t-elle vraiment la prédiction ? Cherchez un contre-exemple où la carte d'attention "
+         "est trompeuse.", "A counter-example where attention misleads.",
+         when_attention_misleads, "kcourse.tasks.transformer.attention_against_influence"),
     Item("002:1", "Pourquoi le nombre de self.Wq, self.Wk, self.Wv n'est pas proportionnel au nombre de têtes ? "
          "Calculer le nombre de poids dans une instance de MultiHeadSelfAttention, de TransformerBlock ?",
          "Why Wq, Wk, Wv do not grow with the heads; the weights of an attention layer and of a block.", weights_by_formula,
@@ -276,6 +410,15 @@ def run_lab(args):
           f"({args.models[0]} model); the prediction stays the same for {same:.1%}")
     for row in stability:
         print(f"  layer {row['layer']}: mean |dA| {row['mean |dA|']:.4f}, TV of the [CLS] row {row['TV of [CLS] row']:.4f}")
+    roles = head_roles(model, vocab, data.val_sentences[:500])
+    misleads = attention_against_influence(model, vocab, data.val_sentences[:200])
+    run.save_table("head_roles", roles)
+    run.savefig(roles_figure(roles), "head_roles")
+    if misleads["examples"]:
+        run.savefig(influence_figure(misleads["examples"]), "attention_vs_influence")
+    run.save_metrics(**{"head roles": roles, "attention vs influence": misleads})
+    print(f"\nwhen attention misleads: the most attended word is the most influential in {misleads['agree']:.0%} of "
+          f"{misleads['sentences']} sentences")
     embed_dim = None if embeddings is None else embeddings.shape[1]
     formulas = parameters.transformer_formulas(args.d_model, args.heads, model.mlp_ratio, args.layers, len(vocab), args.max_len,
                                                pe=args.models[0], embed_dim=embed_dim)

@@ -50,14 +50,7 @@ VARIANTS = {
     "skip-gram": {},
     "lr/10": {"learning_rate": 0.1},  # a factor on --learning-rate: how the rate changes the convergence
 }
-CATEGORIES = {
-    "country": list(text.COUNTRIES),
-    "capital": [d["capital"] for d in text.COUNTRIES.values()],
-    "currency": sorted({d["currency"] for d in text.COUNTRIES.values()}),
-    "family": sorted({w for t in text.FAMILY for w in t}),
-    "profession": text.PROFESSIONS,
-    "connector": text.CONNECTORS,
-}
+CATEGORIES = text.CATEGORIES  # the kinds of words, coloured in the projection
 
 
 # ---------------------------------------------------------------- step 1: corpus
