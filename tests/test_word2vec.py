@@ -98,7 +98,8 @@ def test_the_saved_model_reloads_with_the_same_vectors(trained):
     np.testing.assert_array_equal(layer.output_embeddings(), v)
     from kcourse.runs import read_history
 
-    assert read_history(run.file("history_skip-gram.csv")) == {"loss": fitted.history["loss"]} and len(fitted.history["loss"]) == 5
+    history = read_history(run.file("history_skip-gram.csv"))
+    assert history == {"loss": fitted.history["loss"], "val_loss": fitted.history["val_loss"]} and len(history["loss"]) == 5
 
 
 def test_unknown_words_are_lab_errors(trained):
@@ -122,3 +123,23 @@ def test_a_tenth_of_the_learning_rate_goes_a_shorter_way(quick_run):
     assert fast["|u| before"] == slow["|u| before"]  # the same seed, the same start
     vectors, vocab = text.load_embeddings(run.file("embeddings.npz"))
     assert vectors.shape == (len(vocab), 50) and vocab.itos[:3] == list(text.SPECIALS)
+
+
+def test_sampling_more_negatives_steadies_the_loss_and_the_exact_softmax_trains(lab_run):
+    """001:6 at a small size: k = 1, 15 and the exact softmax, everything else equal."""
+    run = lab_run("word2vec", "--quick", "--epochs", "2", "--batch-size", "256", "--models", "k=1", "k=15", "softmax").run
+    rows = {r["model"]: r for r in run.rows}
+    assert rows["k=1"]["step-to-step"] > rows["k=15"]["step-to-step"], rows  # more negatives, a steadier loss
+    assert rows["softmax"]["negatives"] == "softmax" and rows["softmax"]["loss"] < np.log(len(run.outputs["vocab"]))  # below uniform
+    answer = {a["tag"]: a["answer"] for a in run.answers()}["001:6"]
+    assert f"k=1 {rows['k=1']['step-to-step']:.3f}" in answer
+
+
+def test_a_wider_window_makes_more_and_farther_pairs(trained):
+    run = trained[0]
+    windows = {w["window"]: w for w in run.metrics["windows"]}
+    assert windows[1]["share by distance"] == [1.0]
+    assert windows[1]["pairs"] < windows[2]["pairs"] < windows[5]["pairs"]
+    assert windows[5]["share by distance"][0] > windows[5]["share by distance"][-1]  # the shrinking window: near counts more
+    answers = {a["tag"]: a["answer"] for a in run.answers()}
+    assert answers["001:5"] and answers["001:10"] and "held-out loss" in answers["001:10"]

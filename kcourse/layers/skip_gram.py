@@ -13,7 +13,13 @@ class SkipGram(layers.Layer):
 
         loss = -[ sum_p log sigma(u_c . v_p) + sum_k log sigma(-u_c . v_n) ]
 
-    computed with `log_sigmoid` for stability. The layer returns the
+    computed with `log_sigmoid` for stability. Without noise words (no
+    `"neg"`), the loss is the exact softmax over the whole vocabulary,
+
+        loss = -sum_p log softmax(u_c . V^T)[p]
+
+    the objective negative sampling approximates (V: every output vector).
+    The layer returns the
     per-example loss and registers its batch mean with `add_loss`, so a model
     whose output is this layer trains with `compile(optimizer)` and `fit(x)`,
     no `loss` and no `y`:
@@ -34,7 +40,8 @@ class SkipGram(layers.Layer):
 
     Call arguments:
         inputs: a dict `{"center": (B,), "pos": (B, P), "neg": (B, K)}` of
-            integer word ids, or the tuple `(center, pos, neg)`.
+            integer word ids, or the tuple `(center, pos, neg)`; without
+            `"neg"` (or `neg=None`), the full softmax.
 
     Returns:
         The per-example loss, shape `(B,)`.
@@ -69,10 +76,15 @@ class SkipGram(layers.Layer):
 
     def call(self, inputs):
         if isinstance(inputs, dict):
-            center, pos, neg = inputs["center"], inputs["pos"], inputs["neg"]
+            center, pos, neg = inputs["center"], inputs["pos"], inputs.get("neg")
         else:
             center, pos, neg = inputs
         u = self.in_embed(center)  # (B, D)
+        if neg is None:  # the exact softmax over the vocabulary
+            log_p = ops.log_softmax(ops.matmul(u, ops.transpose(self.out_embed.embeddings)), axis=-1)  # (B, V)
+            loss = -ops.sum(ops.take_along_axis(log_p, ops.cast(pos, "int32"), axis=-1), axis=-1)  # (B,)
+            self.add_loss(ops.mean(ops.cast(loss, "float32")))
+            return loss
         pos_score = ops.einsum("bd,bpd->bp", u, self.out_embed(pos))  # (B, P)
         neg_score = ops.einsum("bd,bkd->bk", u, self.out_embed(neg))  # (B, K)
         loss = -(

@@ -24,11 +24,14 @@ words: the family pairs (king:queen::actor:actress) are right most of the
 time, capital analogies (paris - france + japan = tokyo) almost never, since
 each country/capital pair is a relation of its own, seen only through co-occurrence.
 
-The variants (--models): "skip-gram" trains with the options as given, "lr/10"
-the same at a tenth of --learning-rate. The run folder gets config.json,
+The variants (--models), each one change to the options as given: "skip-gram"
+(none), "lr/10" (a tenth of --learning-rate), "k=1" and "k=15" (negatives),
+"softmax" (no sampling: the exact softmax over the vocabulary), "window=1" and
+"window=5". The last 10% of the sentences are held out: their pairs give a
+validation loss every epoch (does it overfit?). The run folder gets config.json,
 history_<variant>.csv and <variant>.keras per variant (keras.saving.load_model;
 file-safe names: lr-10 for lr/10), metrics.json, summary.csv, the per-batch
-loss curve, the 2-D PCA projection and `embeddings.npz` (`vectors`, `words`,
+loss curve, windows.png (the pairs a window makes), the 2-D PCA projection and `embeddings.npz` (`vectors`, `words`,
 `output_vectors`, from the first variant), which
 `python -m kcourse.tasks.transformer --embeddings PATH` loads.
 """
@@ -43,13 +46,20 @@ main = cli.lab_main(__name__)  # python -m kcourse.tasks.word2vec: build_parser(
 
 PROBES = ("paris", "france", "euro", "king", "doctor")
 PARITY = {"loss": 0.05, "cos caps": 0.15}  # the pairs are drawn alike; the vectors' geometry varies with float rounding
-CLASS_SIZE = ("--models", "skip-gram", "lr/10")
 KEY_FIGURES = ("loss", "projection")
 # The variants --models compares: each one a change to the options given, everything else equal.
 VARIANTS = {
     "skip-gram": {},
     "lr/10": {"learning_rate": 0.1},  # a factor on --learning-rate: how the rate changes the convergence
+    "k=1": {"negatives": 1},  # how many negatives (001:6)
+    "k=15": {"negatives": 15},
+    "softmax": {"negatives": 0},  # no sampling: the exact softmax over the vocabulary
+    "window=1": {"window": 1},  # how wide a context (001:5)
+    "window=5": {"window": 5},
 }
+CLASS_SIZE = ("--models", *VARIANTS)  # RESULTS.md: every variant
+WINDOWS = (1, 2, 5)  # the pair distributions drawn (001:5)
+HELD_OUT = 0.1  # the share of sentences whose pairs measure overfitting (001:10)
 CATEGORIES = text.CATEGORIES  # the kinds of words, coloured in the projection
 
 
@@ -125,17 +135,53 @@ def sample_negatives(p_noise, shape, rng):
 
 
 def epoch_data(flat, sentence, counts, window=2, negatives=5, sample=1e-3, rng=None):
-    """One epoch's inputs for the SkipGram model: {"center" (N,), "pos" (N, 1), "neg" (N, K)}."""
+    """One epoch's inputs for the SkipGram model: {"center" (N,), "pos" (N, 1), "neg" (N, K)}; no "neg" for K = 0
+    (the full softmax)."""
     rng = rng or np.random.default_rng(0)
     kept, kept_sentence = subsample(flat, sentence, counts, sample, rng)
     centers, contexts = skipgram_pairs(kept, kept_sentence, window, rng)
-    neg = sample_negatives(noise_distribution(counts), (len(centers), negatives), rng)
-    return {"center": centers.astype("int32"), "pos": contexts[:, None].astype("int32"), "neg": neg}
+    x = {"center": centers.astype("int32"), "pos": contexts[:, None].astype("int32")}
+    if negatives:
+        x["neg"] = sample_negatives(noise_distribution(counts), (len(centers), negatives), rng)
+    return x
+
+
+def pair_distances(flat, sentence, counts, window, top=10, seed=0):
+    """How a window shapes the pairs (001:5): the share of pairs at each distance 1..window (the shrinking window
+    of skipgram_pairs, drawn alike), and the share whose context is one of the `top` commonest words."""
+    reach = np.random.default_rng(seed).integers(1, window + 1, size=len(flat))
+    common = np.isin(flat, np.argsort(-counts)[:top])
+    by_distance, to_common = [], 0
+    for d in range(1, window + 1):
+        same = sentence[:-d] == sentence[d:]
+        forward, backward = same & (reach[:-d] >= d), same & (reach[d:] >= d)  # context i+d of i, and i of i+d
+        by_distance.append(int(forward.sum() + backward.sum()))
+        to_common += int(common[d:][forward].sum() + common[:-d][backward].sum())
+    total = max(sum(by_distance), 1)
+    return {"window": window, "pairs": total, "share by distance": [n / total for n in by_distance],
+            "common contexts": to_common / total}
+
+
+def windows_figure(rows):
+    """The share of pairs at each distance, one bar group per window."""
+    import matplotlib.pyplot as plt
+
+    from kcourse import plots
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    width = 0.8 / len(rows)
+    for i, r in enumerate(rows):
+        d = np.arange(1, r["window"] + 1)
+        ax.bar(d + (i - (len(rows) - 1) / 2) * width, r["share by distance"], width,
+               label=f"window {r['window']}: {r['pairs']:,} pairs, {r['common contexts']:.0%} to the 10 commonest words")
+    ax.set(xlabel="distance between centre and context", ylabel="share of the pairs", title="what a window makes")
+    return plots.tidy(fig, ax)
 
 
 # ---------------------------------------------------------------- model and training
 def build_model(vocab_size, dim=50, negatives=5, learning_rate=0.01):
-    """A functional model around `SkipGram`, compiled with Adam (the loss comes from add_loss)."""
+    """A functional model around `SkipGram`, compiled with Adam (the loss comes from add_loss); `negatives=0`: the
+    full softmax over the vocabulary instead of negative sampling."""
     import keras
 
     from kcourse.layers import SkipGram
@@ -144,8 +190,9 @@ def build_model(vocab_size, dim=50, negatives=5, learning_rate=0.01):
     inputs = {
         "center": keras.Input((), dtype="int32", name="center"),
         "pos": keras.Input((1,), dtype="int32", name="pos"),
-        "neg": keras.Input((negatives,), dtype="int32", name="neg"),
     }
+    if negatives:
+        inputs["neg"] = keras.Input((negatives,), dtype="int32", name="neg")
     skip_gram = SkipGram(vocab_size, dim, name="skip_gram")
     model = keras.Model(inputs, skip_gram(inputs), name="skip_gram_ns")
     # one step per call: the per-batch loss curve is the lesson (and 32 steps per call did not pay here, BENCHMARKS.md)
@@ -192,17 +239,22 @@ def pair_batches(flat, sentence, counts, batch_size=1024, window=2, negatives=5,
 
 
 def train(run, name, vocab_size, flat, sentence, counts, *, dim=50, window=2, negatives=5, sample=1e-3,
-          learning_rate=0.01, batch_size=None, verbose="auto"):
+          learning_rate=0.01, batch_size=None, held_out=None, verbose="auto"):
     """Train one variant on the shared runner: `run.fit` on batches re-drawn at every epoch.
 
+    `held_out`: (flat, sentence) of sentences kept out of training; their pairs (drawn once, as the training
+    pairs are) give the validation loss of every epoch (001:10).
     Returns the Fitted variant and {"curve": the loss of each batch (N, 2),
     epochs as x; "|u| before": the mean norm of the input vectors before
     training; "words / s": corpus words per second of a steady epoch}.
     """
     batch_size = batch_size or run.batch_size
     data = pair_batches(flat, sentence, counts, batch_size, window, negatives, sample, run.seed)
+    val = None
+    if held_out is not None and len(held_out[0]):
+        val = (epoch_data(*held_out, counts, window, negatives, sample, np.random.default_rng(run.seed + 1)),)
     batch_losses = _batch_loss_callback(data.num_batches)
-    fitted = run.fit(name, lambda: build_model(vocab_size, dim, negatives, learning_rate), data,
+    fitted = run.fit(name, lambda: build_model(vocab_size, dim, negatives, learning_rate), data, val,
                      batch_size=batch_size, callbacks=[batch_losses], verbose=verbose)
     return fitted, {
         "curve": np.array(batch_losses.curve).reshape(-1, 2),
@@ -413,13 +465,76 @@ def skip_gram_ns(run):
             f"words x {run.config['dim']}; u starts uniform in +-0.5/dim, v at zero, as SkipGramNS.")
 
 
+def steps_to(curve, loss):
+    """The first batch (counted from 1) at which the loss, averaged over 20 batches, is at most `loss`; None if never."""
+    smooth = np.convolve(np.asarray(curve), np.ones(20) / 20, mode="valid") if len(curve) >= 20 else np.asarray(curve)
+    below = np.flatnonzero(smooth <= loss)
+    return int(below[0]) + 20 if len(below) else None
+
+
 def two_learning_rates(run):
     fast, slow = run.row("skip-gram"), run.row("lr/10")
     if fast is None or slow is None:
         return None
-    ahead = "the larger rate goes further in the same steps" if fast["loss"] < slow["loss"] else "the smaller rate is ahead"
+    target = 1.05 * max(fast["loss"], slow["loss"])
+    steps = {name: steps_to(run.metrics[f"{name} curve"], target) for name in ("skip-gram", "lr/10")}
+    said = {name: f"{n:,} steps" if n else "not within the run" for name, n in steps.items()}
     return (f"After {plural(run.config['epochs'], 'epoch')} the loss is {fast['loss']:.3f} at learning rate "
-            f"{fast['learning rate']:g} against {slow['loss']:.3f} at {slow['learning rate']:g}: {ahead} (loss.png).")
+            f"{fast['learning rate']:g} against {slow['loss']:.3f} at {slow['learning rate']:g}; to reach {target:.3f} "
+            f"(5% above the slower one's last loss) the larger rate needs {said['skip-gram']}, the smaller "
+            f"{said['lr/10']} (loss.png).")
+
+
+def window_size(run):
+    rows = run.metrics["windows"]
+    parts = [f"window {r['window']}: {r['pairs']:,} pairs, {r['share by distance'][0]:.0%} at distance 1, "
+             f"{r['common contexts']:.0%} with one of the 10 commonest words as context" for r in rows]
+    narrow, wide = rows[0], rows[-1]
+    text_ = (f"On the training sentences, with word2vec's shrinking window: {'; '.join(parts)}: window {wide['window']} "
+             f"makes {wide['pairs'] / narrow['pairs']:.1f}x the pairs of window {narrow['window']}, "
+             f"{wide['share by distance'][0]:.0%} of them at distance 1 (windows.png).")
+    trained = [(name, run.row(name)) for name in ("window=1", "skip-gram", "window=5") if run.row(name)]
+    if len(trained) > 1:
+        text_ += " Trained: " + "; ".join(f"window {r['window']}: family analogies {r['family']}, capitals {r['capital']}, "
+                                          f"{r['cos caps']:.0%} capital neighbours" for _, r in trained) + "."
+    return text_
+
+
+def negative_sampling(run):
+    rows = [r for name in ("k=1", "skip-gram", "k=15", "softmax") if (r := run.row(name))]
+    if len(rows) < 2 or not any(r["negatives"] == "softmax" for r in rows):
+        return None
+    def each(column, form="{}"):
+        return ", ".join(f"{'softmax' if r['negatives'] == 'softmax' else 'k=' + str(r['negatives'])} {form.format(r[column])}"
+                         for r in rows)
+
+    sampled = [r for r in rows if r["negatives"] != "softmax"]
+    softmax = next(r for r in rows if r["negatives"] == "softmax")
+    trend = "falls" if all(a["step-to-step"] > b["step-to-step"] for a, b in zip(sampled, sampled[1:])) else "does not fall steadily"
+    vocabulary = run.metrics["corpus"]["vocabulary (with 3 special tokens)"]
+    return (f"Step-to-step variation of the batch loss in the last epoch (std of the differences over the mean): "
+            f"{each('step-to-step', '{:.3f}')}; it {trend} as k grows. Family analogies {each('family')}; capital "
+            f"neighbours {each('cos caps', '{:.0%}')}; s / epoch {each('s / epoch', '{:.2f}')}. A step with k negatives "
+            f"pushes down k random words instead of all {vocabulary}: a noisy estimate of the softmax's gradient"
+            f"{' that more negatives make less noisy' if trend == 'falls' else ''}, at k + 1 dot products per pair "
+            f"instead of one per word (the vocabulary is "
+            f"small here: the full softmax costs {softmax['s / epoch']:.2f} s an epoch); and the sigmoid loss never "
+            f"normalises over the vocabulary, so no single huge sum dominates it.")
+
+
+def overfitting(run):
+    epochs = run.metrics.get("skip-gram epochs") or run.metrics.get(f"{run.rows[0]['model']} epochs")
+    if not epochs or "val_loss" not in epochs:
+        return None
+    train_, held = epochs["loss"], epochs["val_loss"]
+    gaps = [h - t for t, h in zip(train_, held)]
+    rising = next((i + 1 for i in range(1, len(held)) if held[i] > held[i - 1]), None)
+    verdict = (f"the held-out loss rises from epoch {rising}: overfitting" if rising
+               else "the held-out loss falls every epoch: no overfitting within the run")
+    return (f"Pairs from {HELD_OUT:.0%} of the sentences, never trained on: by epoch, training loss "
+            f"{', '.join(f'{v:.3f}' for v in train_)} and held-out loss {', '.join(f'{v:.3f}' for v in held)} (gap "
+            f"{gaps[0]:+.3f} to {gaps[-1]:+.3f}); {verdict}. The corpus repeats a few templates, so held-out sentences "
+            f"are made of the same pairs.")
 
 
 def embedding_metrics(run):
@@ -454,6 +569,14 @@ HANDOUT = (
     Item("001:9", "La courbe de perte sature-t-elle ? Testez deux learning rates différents et comparez le temps de convergence.",
          "Does the loss saturate? Two learning rates and their convergence.", two_learning_rates,
          "kcourse.tasks.word2vec.train", needs="--models skip-gram lr/10"),
+    Item("001:5", "Quel est l'effet du window size sur la distribution des paires (centre, contexte) ?",
+         "How the window size shapes the (centre, context) pairs.", window_size, "kcourse.tasks.word2vec.pair_distances"),
+    Item("001:6", "Pourquoi le negative sampling stabilise-t-il l'apprentissage ? Quelle est l'influence du nombre de "
+         "négatifs k sur le signal du gradient ?",
+         "Why negative sampling stabilises training; the effect of k.", negative_sampling, "kcourse.tasks.word2vec.train",
+         needs="--models skip-gram k=1 k=15 softmax"),
+    Item("001:10", "Voyez-vous des signes d'overfitting ? Si oui, quelle régularisation simple pourriez-vous activer ?", "Does the model overfit?", overfitting,
+         "kcourse.tasks.word2vec.train"),
     Item("001:11", "Quelle métrique (ex. analogies, voisinage cosinus) utilisez-vous pour évaluer la qualité des embeddings ?",
          "Which metric evaluates the embeddings: analogies, cosine neighbours?", embedding_metrics,
          "kcourse.tasks.word2vec.evaluate"),
@@ -466,7 +589,8 @@ def build_parser():
     """The lab's options: the shared ones, the corpus, the skip-gram's sizes, the variants and the words to probe."""
     parser = cli.lab_parser("word2vec", __doc__, epochs=5, batch_size=1024, learning_rate=0.01, quick={"sentences": 2000})
     parser.add_argument("--models", nargs="+", default=["skip-gram"], choices=list(VARIANTS),
-                        help="variants, everything else equal: skip-gram (the options given), lr/10 (a tenth of the rate) (default: skip-gram)")
+                        help="variants, everything else equal: skip-gram (the options given), lr/10 (a tenth of the rate), k=1 and k=15 "
+                             "(negatives), softmax (the exact softmax, no sampling), window=1 and window=5 (default: skip-gram)")
     corpus = parser.add_argument_group("step 1, the corpus")
     corpus.add_argument("--sentences", type=cli.positive_int, default=20_000, help="corpus size (default: %(default)s)")
     corpus.add_argument("--min-freq", type=cli.positive_int, default=1, help="vocabulary filter (default: %(default)s)")
@@ -506,18 +630,30 @@ def run_lab(args):
 
     flat, sentence = encode_corpus(tokens, vocab)
     counts = np.bincount(flat, minlength=len(vocab)).astype("float64")
+    windows = [pair_distances(flat, sentence, counts, w, seed=args.seed) for w in WINDOWS]
+    run.save_metrics(windows=windows)
+    run.savefig(windows_figure(windows), "windows")
+    train_part = sentence < round(len(corpus) * (1 - HELD_OUT))  # the last sentences held out: pairs never trained on
+    held_out = flat[~train_part], sentence[~train_part]
+    flat, sentence = flat[train_part], sentence[train_part]
     curves, results = {}, {}
     run.outputs.update(corpus=corpus, vocab=vocab, stats=stats, curves=curves, results=results)
     for name in dict.fromkeys(args.models):
+        options = {"window": args.window, "negatives": args.negatives, **VARIANTS[name]}
         rate = args.learning_rate * VARIANTS[name].get("learning_rate", 1.0)
-        fitted, trained = train(run, name, len(vocab), flat, sentence, counts, dim=args.dim, window=args.window,
-                                negatives=args.negatives, sample=args.sample, learning_rate=rate)
+        fitted, trained = train(run, name, len(vocab), flat, sentence, counts, dim=args.dim, window=options["window"],
+                                negatives=options["negatives"], sample=args.sample, learning_rate=rate, held_out=held_out)
         u, v = vectors(fitted.model)
         curves[name] = trained["curve"]
         results[name] = result = evaluate(fitted.model, vocab, probes, args.analogy or [])
+        last = trained["curve"][trained["curve"][:, 0] > len(fitted.history["loss"]) - 1, 1]  # the last epoch's batches
         run.record(fitted, **{
             "learning rate": rate,
+            "window": options["window"],
+            "negatives": options["negatives"] or "softmax",
             "loss": fitted.history["loss"][-1],
+            "held-out loss": fitted.history["val_loss"][-1] if "val_loss" in fitted.history else None,
+            "step-to-step": float(np.std(np.diff(last)) / np.mean(last)) if len(last) > 2 else None,
             "|u| before": trained["|u| before"],
             "|u| after": mean_norm(u, vocab),
             "family": f"{result['family analogies']}/{result['family asked']}",
@@ -526,7 +662,8 @@ def run_lab(args):
             "cos caps": result["capital neighbours that are capitals"],
             "words / s": trained["words / s"],
         })
-        run.save_metrics(**{name: result})
+        run.save_metrics(**{name: result, f"{name} curve": trained["curve"][:, 1].tolist(),
+                            f"{name} epochs": {k: [float(x) for x in v] for k, v in fitted.history.items()}})
         if name == args.models[0]:
             text.save_embeddings(run.file("embeddings.npz"), u, v, vocab)
             run.savefig(projection_figure(u, vocab, f"word vectors, PCA 2-D ({name})"), "projection")

@@ -82,3 +82,17 @@ def test_embeddings_for_evaluation():
 def test_invalid_sizes_are_clear_errors():
     with pytest.raises(ValueError, match="vocab_size=0"):
         SkipGram(vocab_size=0)
+
+
+def test_without_negatives_the_loss_is_the_exact_softmax():
+    rng = np.random.default_rng(0)
+    sg = SkipGram(vocab_size=20, dim=4)
+    sg.build()
+    sg.out_embed.embeddings.assign(rng.normal(size=(20, 4)).astype("float32"))  # v starts at zero: give it values
+    batch = _batch(rng)
+    del batch["neg"]
+    u, v = to_numpy(sg.in_embed.embeddings)[batch["center"]], to_numpy(sg.out_embed.embeddings)
+    logits = u @ v.T
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    expected = -np.take_along_axis(log_p, batch["pos"], -1).sum(-1)
+    np.testing.assert_allclose(to_numpy(sg(batch)), expected, rtol=1e-5)
