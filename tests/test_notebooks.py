@@ -22,7 +22,7 @@ ATTENTION = ("--quick", "--sentences", "1500", "--epochs", "3", "--d-model", "32
              "--batch-size", "32")  # the attention lab: one block of width 32 learns the task in 3 epochs
 LOOP = ("--quick", "--steps", "12")
 BLOCKS = ("--quick", "--sentences", "300", "--d-model", "16", "--depths", "2", "--variants", "block", "no-residual")
-SEQUENCES = ("--quick", "--models", "cnn", "transformer")  # first-last and bigram at length 16
+SEQUENCES = ("--quick", "--tasks", "first-last", "bigram", "--models", "cnn", "transformer")  # at length 16
 W2V = ("--quick", "--epochs", "5", "--batch-size", "256", "--models", "skip-gram", "lr/10")  # the TP4 notebook's word2vec run
 
 

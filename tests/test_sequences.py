@@ -31,3 +31,12 @@ def test_the_cnn_fails_the_long_range_task_the_transformer_passes(made):
     assert 0.5 < params["cnn"] / params["transformer"] < 2  # about the same budget
     answer = {a["tag"]: a["answer"] for a in made.answers()}["000:16"]
     assert f"{rows[('transformer', 'first-last')]:.3f}" in answer
+
+
+def test_the_lstm_meets_the_transformer_on_its_own_task(lab_run):
+    run = lab_run("sequences", "--quick", "--tasks", "european", "--models", "lstm", "transformer", "--train-size", "1500").run
+    rows = {r["kind"]: r for r in run.rows}
+    assert rows["lstm"]["val accuracy"] > 0.85 and rows["transformer"]["val accuracy"] > 0.85, rows  # a keyword task
+    assert 0.5 < rows["lstm"]["total params"] / rows["transformer"]["total params"] < 2  # about the same budget
+    answer = {a["tag"]: a["answer"] for a in run.answers()}["003:16"]
+    assert f"{rows['lstm']['longest quarter']:.3f}" in answer

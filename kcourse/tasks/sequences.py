@@ -5,6 +5,11 @@ Two tasks on random sequences of 8 symbols, [CLS] first, half of them positive:
 - first-last (a long-range dependency): is the last symbol the same as the first?
 - bigram (a local pattern): does the pair "a b" occur somewhere?
 
+and the tiny Transformer's own task (european: does a sentence of the
+synthetic corpus name a European country?), where lecture 003's LSTM meets it
+(accuracy, time per epoch, and the accuracy on the longest quarter of the
+sentences).
+
 Three models of about the same number of weights learn each at two lengths:
 a CNN (two 3-wide convolutions, global max pooling: a receptive field of 5
 symbols), an LSTM, and the tiny Transformer (2 blocks, learnt positions).
@@ -25,7 +30,7 @@ from kcourse.report import Item
 
 main = cli.lab_main(__name__)  # python -m kcourse.tasks.sequences: build_parser(), then run_lab(args)
 
-TASKS = ("first-last", "bigram")
+TASKS = ("first-last", "bigram", "european")
 MODELS = ("cnn", "lstm", "transformer")
 SYMBOLS, PAD, CLS = 8, 0, 1  # symbols are ids 2..9
 BIGRAM = (2, 3)  # the local pattern: symbol 2 then symbol 3
@@ -56,14 +61,15 @@ def make_task(task, n, length, seed=0):
 
 
 # ---------------------------------------------------------------- the models, about 10-20 k weights each
-def build_model(kind, length, learning_rate=1e-3, width=32):
-    """A compiled classifier of sequences (B, 1 + length): "cnn", "lstm" or "transformer"."""
+def build_model(kind, length, learning_rate=1e-3, width=32, vocab_size=2 + SYMBOLS):
+    """A compiled classifier of sequences (B, 1 + length) of ids below `vocab_size`, 0 the padding: "cnn", "lstm" or
+    "transformer"."""
     import keras
 
     from kcourse.models import TinyTransformerClassifier
     from kcourse.training import compile_model
 
-    vocab, layers, wide = 2 + SYMBOLS, keras.layers, width + width // 2
+    vocab, layers, wide = vocab_size, keras.layers, width + width // 2
     if kind == "transformer":  # learnt positions: the sinusoidal table does not find the first and last here
         model = TinyTransformerClassifier(vocab, 1 + length, d_model=width, n_heads=2, n_layers=2, drop=0.0, pe="learned",
                                           pad_id=PAD, name="transformer")
@@ -74,8 +80,8 @@ def build_model(kind, length, learning_rate=1e-3, width=32):
                 layers.GlobalMaxPooling1D(), layers.Dense(width, activation="relu")],
         "lstm": [layers.LSTM(wide)],
     }[kind]
-    model = keras.Sequential([keras.Input((1 + length,), dtype="int32"), layers.Embedding(vocab, width), *body,
-                              layers.Dense(2)], name=kind)
+    embed = layers.Embedding(vocab, width, mask_zero=kind == "lstm")  # the LSTM skips the padding; convolutions cannot
+    model = keras.Sequential([keras.Input((1 + length,), dtype="int32"), embed, *body, layers.Dense(2)], name=kind)
     return compile_model(model, keras.optimizers.Adam(learning_rate))
 
 
@@ -121,9 +127,23 @@ def cnn_against_transformer(run):
     return text + " Weights: " + ", ".join(f"{kind} {n:,}" for kind, n in params.items()) + "."
 
 
+def lstm_against_transformer(run):
+    rows = {r["kind"]: r for r in run.rows if r["task"] == "european"}
+    if "lstm" not in rows or "transformer" not in rows:
+        return None
+    lstm, tr = rows["lstm"], rows["transformer"]
+    return (f"On the tiny Transformer's task (European country?), the LSTM ({lstm['total params']:,} weights) reaches "
+            f"{lstm['val accuracy']:.3f} in {lstm['s / epoch']:.2f} s an epoch, the Transformer ({tr['total params']:,}) "
+            f"{tr['val accuracy']:.3f} in {tr['s / epoch']:.2f} s; on the longest quarter of the sentences "
+            f"{lstm['longest quarter']:.3f} against {tr['longest quarter']:.3f}. The LSTM reads word after word and must "
+            f"carry the country to the end in its state; attention reaches it from [CLS] in one step, whatever the length.")
+
+
 HANDOUT = (
     Item("000:16", "Tâches jouets où un CNN vanille << Transformer", "Toy tasks where a vanilla CNN fails and a Transformer succeeds.",
          cnn_against_transformer, "kcourse.tasks.sequences.make_task"),
+    Item("003:16", "Demain : Séquences & Attention. De la vision spatiale aux données séquentielles => RNN, LSTM, Transformers", "An LSTM against the Transformer on the Transformer's task.",
+         lstm_against_transformer, "kcourse.tasks.sequences.sentences_task", needs="--tasks european --models lstm transformer"),
 )
 
 
@@ -131,19 +151,39 @@ def build_parser():
     """The lab's options: the shared ones, the tasks, the lengths, the models."""
     parser = cli.lab_parser("sequences", __doc__, epochs=5, batch_size=64, learning_rate=1e-3,
                             quick={"train_size": 4000, "lengths": [16], "epochs": 3})
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS, help="default: both")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS, help="default: all three")
     parser.add_argument("--lengths", nargs="+", type=cli.number(int, low=3), default=[8, 32],
                         help="symbols per sequence, after [CLS] (default: 8 32; 16 with --quick)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="default: all three")
     parser.add_argument("--train-size", type=cli.positive_int, default=8000,
-                        help="training sequences per task and length (default: %(default)s, 4000 with --quick)")
+                        help="training sequences per task and length, sentences for european (default: %(default)s, 4000 with --quick)")
     return parser
+
+
+def sentences_task(run, args, max_len=32):
+    """The tiny Transformer's task (kcourse.datasets.sentences) for each model: accuracy, overall and on the quarter
+    of the validation sentences with the most words."""
+    from kcourse import datasets
+    from kcourse.training import predict_classes
+
+    data = datasets.sentences(max(args.train_size, 1000), args.seed, max_len)
+    lengths = (data.x_val != data.vocab.pad_id).sum(1)
+    longest = lengths >= np.quantile(lengths, 0.75)
+    for kind in dict.fromkeys(args.models):
+        build = lambda kind=kind: build_model(kind, max_len - 1, args.learning_rate, vocab_size=len(data.vocab))  # noqa: E731
+        fitted = run.fit(f"{kind}-european", build, data.train, data.val)
+        right = predict_classes(fitted.model, data.x_val, 256) == data.y_val
+        run.record(fitted, kind=kind, task="european", length=max_len - 1, **{"val accuracy": float(right.mean()),
+                   "longest quarter": float(right[longest].mean())})
 
 
 def run_lab(args):
     """Every model on every task and length, trained from the same seed (what `main` and the notebook run)."""
     run = runs.start("sequences", args)
     for task in dict.fromkeys(args.tasks):
+        if task == "european":
+            sentences_task(run, args)
+            continue
         for length in dict.fromkeys(args.lengths):
             train = make_task(task, args.train_size, length, args.seed)
             val = make_task(task, max(500, args.train_size // 4), length, args.seed + 1)
