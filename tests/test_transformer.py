@@ -194,3 +194,19 @@ def test_a_most_attended_word_that_is_not_the_most_influential_is_found_and_chec
     logits, _ = model.logits_and_attention(vocab.encode_batch([ex["sentence"], " ".join(words[:k] + words[k + 1:])], 32))
     c = logits[0].argmax()
     assert logits[0, c] - logits[1, c] == pytest.approx(ex["influence"], abs=1e-4)  # the recorded influence, recomputed
+
+
+def test_the_queries_and_keys_shown_make_the_attention_maps(made):
+    model, vocab = made.fitted["sinusoidal"].model, made.outputs["data"].vocab
+    sentence = made.outputs["data"].val_sentences[0]
+    qkv, kinds = transformer.queries_keys_values(model, vocab, [sentence])
+    n, heads = len(kinds), model.n_heads
+    assert kinds[0] == "[CLS]" and qkv["Q"].shape == (n, model.d_model)
+    d = model.d_model // heads
+    _, _, _, maps = transformer.attention(model, vocab, [sentence])
+    for h in range(heads):
+        q, k = qkv["Q"][:, h * d:(h + 1) * d], qkv["K"][:, h * d:(h + 1) * d]
+        scores = q @ k.T / np.sqrt(d)
+        a = np.exp(scores - scores.max(-1, keepdims=True))
+        np.testing.assert_allclose(a / a.sum(-1, keepdims=True), maps[0][0, h, :n, :n], atol=1e-5)
+    assert 0 < made.metrics["qkv by kind"]["K"] < 1 and "qkv.png" in {p.name for p in made.path.iterdir()}

@@ -23,7 +23,7 @@ folder gets config.json, history_<pe>.csv and <pe>.keras per model
 (keras.saving.load_model), metrics.json, summary.csv, the learning curves,
 `attention_<k>.png` for each sentence, `stability.csv`, `head_roles.csv` / `head_roles.png` (what each head
 looks at), `attention_vs_influence.png` (sentences where the most attended word is not the one the prediction
-depends on) and `parameters.csv`.
+depends on), `qkv.png` (the first block's queries, keys and values) and `parameters.csv`.
 """
 
 from pathlib import Path
@@ -188,6 +188,50 @@ def roles_figure(rows):
     return fig
 
 
+def queries_keys_values(model, vocab, sentences):
+    """Q, K and V of the first block for every real token of `sentences`, and each token's kind.
+
+    Returns ({"Q", "K", "V"}: (T, d_model) arrays, kinds (T,)), T the tokens, [PAD] left out.
+    """
+    import keras
+
+    ids = vocab.encode_batch(list(sentences), model.max_len, add_cls=True, padding="right")
+    h = model.embed(ids)
+    h = model.pos(model.proj(h) if model.proj is not None else h)
+    block = model.blocks[0]
+    x = block.norm1(h) if block.norm else h  # what the first attention reads, (N, L, d_model)
+    real = ids != vocab.pad_id
+    out = {name: keras.ops.convert_to_numpy(dense(x))[real] for name, dense in (("Q", block.attn.wq), ("K", block.attn.wk),
+                                                                                ("V", block.attn.wv))}
+    return out, token_kinds(vocab, ids)[real]
+
+
+def kind_share(vectors, kinds):
+    """The share of the vectors' variance that their token kind explains (between-kind over total, 0 to 1)."""
+    centred = vectors - vectors.mean(0)
+    between = sum((kinds == k).sum() * ((vectors[kinds == k].mean(0) - vectors.mean(0)) ** 2).sum() for k in set(kinds))
+    return float(between / max((centred**2).sum(), 1e-12))
+
+
+def qkv_figure(qkv, kinds):
+    """Q, K and V of the first block, each projected on its first two principal components, coloured by kind."""
+    import matplotlib.pyplot as plt
+    from sklearn.decomposition import PCA
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, (name, vectors) in zip(axes, qkv.items()):
+        xy = PCA(2).fit_transform(vectors)
+        for i, kind in enumerate(k for k in KINDS if (kinds == k).any()):
+            ax.scatter(*xy[kinds == kind].T, s=6, alpha=0.5, color=f"C{i}", label=kind)
+        ax.set_title(f"{name}: {kind_share(vectors, kinds):.0%} of the variance by kind", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[-1].legend(fontsize=7, markerscale=2, loc="best")
+    fig.suptitle("the first block's queries, keys and values, PCA 2-D per token", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def attention_against_influence(model, vocab, sentences):
     """When attention misleads: per sentence, the word [CLS] attends to most (last layer, mean over heads) against
     the word whose removal changes the predicted class's logit most (occlusion: the sentence re-encoded without it).
@@ -305,6 +349,16 @@ def heads_specialise(run):
             f"{max(r['[PAD] share'] for r in rows):.0%} of it (the mask). So {verdict}.")
 
 
+def queries_keys_values_shown(run):
+    shares = run.metrics.get("qkv by kind")
+    if not shares:
+        return None
+    return (f"Q, K and V of the first block for {shares['tokens']:,} tokens, projected in 2-D (qkv.png): the kind of "
+            f"word (country, capital, [CLS]...) explains {shares['Q']:.0%} of the queries' variance, {shares['K']:.0%} "
+            f"of the keys', {shares['V']:.0%} of the values'. A query meets the keys of the words it should read: "
+            f"the attention maps are these dot products, softmaxed.")
+
+
 def when_attention_misleads(run):
     found = run.metrics.get("attention vs influence")
     if not found:
@@ -339,6 +393,8 @@ HANDOUT = (
     Item("001:29", "L'attention explique-t-elle vraiment la prédiction ? Cherchez un contre-exemple où la carte d'attention "
          "est trompeuse.", "A counter-example where attention misleads.",
          when_attention_misleads, "kcourse.tasks.transformer.attention_against_influence"),
+    Item("000:14", "Visualisation des Q, K, V", "Q, K and V themselves, visualised.", queries_keys_values_shown,
+         "kcourse.tasks.transformer.queries_keys_values"),
     Item("002:1", "Pourquoi le nombre de self.Wq, self.Wk, self.Wv n'est pas proportionnel au nombre de têtes ? "
          "Calculer le nombre de poids dans une instance de MultiHeadSelfAttention, de TransformerBlock ?",
          "Why Wq, Wk, Wv do not grow with the heads; the weights of an attention layer and of a block.", weights_by_formula,
@@ -416,7 +472,10 @@ def run_lab(args):
     run.savefig(roles_figure(roles), "head_roles")
     if misleads["examples"]:
         run.savefig(influence_figure(misleads["examples"]), "attention_vs_influence")
-    run.save_metrics(**{"head roles": roles, "attention vs influence": misleads})
+    qkv, kinds = queries_keys_values(model, vocab, data.val_sentences[:300])
+    run.savefig(qkv_figure(qkv, kinds), "qkv")
+    run.save_metrics(**{"head roles": roles, "attention vs influence": misleads,
+                        "qkv by kind": {"tokens": len(kinds), **{name: kind_share(v, kinds) for name, v in qkv.items()}}})
     print(f"\nwhen attention misleads: the most attended word is the most influential in {misleads['agree']:.0%} of "
           f"{misleads['sentences']} sentences")
     embed_dim = None if embeddings is None else embeddings.shape[1]
