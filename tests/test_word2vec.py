@@ -127,12 +127,15 @@ def test_a_tenth_of_the_learning_rate_goes_a_shorter_way(quick_run):
 
 def test_sampling_more_negatives_steadies_the_loss_and_the_exact_softmax_trains(lab_run):
     """001:6 at a small size: k = 1, 15 and the exact softmax, everything else equal."""
-    run = lab_run("word2vec", "--quick", "--epochs", "2", "--batch-size", "256", "--models", "k=1", "k=15", "softmax").run
+    run = lab_run("word2vec", "--quick", "--epochs", "2", "--batch-size", "256", "--models", "k=1", "k=15", "softmax",
+                  "weight decay").run
     rows = {r["model"]: r for r in run.rows}
     assert rows["k=1"]["step-to-step"] > rows["k=15"]["step-to-step"], rows  # more negatives, a steadier loss
     assert rows["softmax"]["negatives"] == "softmax" and rows["softmax"]["loss"] < np.log(len(run.outputs["vocab"]))  # below uniform
     answer = {a["tag"]: a["answer"] for a in run.answers()}["001:6"]
     assert f"k=1 {rows['k=1']['step-to-step']:.3f}" in answer
+    assert run.fitted["weight decay"].model.optimizer.weight_decay == 0.01  # 001:10's regulariser, measured beside
+    assert "With weight decay" in {a["tag"]: a["answer"] for a in run.answers()}["001:10"]
 
 
 def test_a_wider_window_makes_more_and_farther_pairs(trained):

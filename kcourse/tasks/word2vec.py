@@ -27,7 +27,7 @@ each country/capital pair is a relation of its own, seen only through co-occurre
 The variants (--models), each one change to the options as given: "skip-gram"
 (none), "lr/10" (a tenth of --learning-rate), "k=1" and "k=15" (negatives),
 "softmax" (no sampling: the exact softmax over the vocabulary), "window=1" and
-"window=5". The last 10% of the sentences are held out: their pairs give a
+"window=5", "weight decay" (AdamW, one regulariser). The last 10% of the sentences are held out: their pairs give a
 validation loss every epoch (does it overfit?). The run folder gets config.json,
 history_<variant>.csv and <variant>.keras per variant (keras.saving.load_model;
 file-safe names: lr-10 for lr/10), metrics.json, summary.csv, the per-batch
@@ -56,6 +56,7 @@ VARIANTS = {
     "softmax": {"negatives": 0},  # no sampling: the exact softmax over the vocabulary
     "window=1": {"window": 1},  # how wide a context (001:5)
     "window=5": {"window": 5},
+    "weight decay": {"weight_decay": 0.01},  # one regulariser (001:10): AdamW's decoupled decay on both tables
 }
 CLASS_SIZE = ("--models", *VARIANTS)  # RESULTS.md: every variant
 WINDOWS = (1, 2, 5)  # the pair distributions drawn (001:5)
@@ -179,9 +180,9 @@ def windows_figure(rows):
 
 
 # ---------------------------------------------------------------- model and training
-def build_model(vocab_size, dim=50, negatives=5, learning_rate=0.01):
+def build_model(vocab_size, dim=50, negatives=5, learning_rate=0.01, weight_decay=0.0):
     """A functional model around `SkipGram`, compiled with Adam (the loss comes from add_loss); `negatives=0`: the
-    full softmax over the vocabulary instead of negative sampling."""
+    full softmax over the vocabulary instead of negative sampling; `weight_decay`: AdamW's instead."""
     import keras
 
     from kcourse.layers import SkipGram
@@ -196,7 +197,8 @@ def build_model(vocab_size, dim=50, negatives=5, learning_rate=0.01):
     skip_gram = SkipGram(vocab_size, dim, name="skip_gram")
     model = keras.Model(inputs, skip_gram(inputs), name="skip_gram_ns")
     # one step per call: the per-batch loss curve is the lesson (and 32 steps per call did not pay here, BENCHMARKS.md)
-    return compile_model(model, keras.optimizers.Adam(learning_rate), loss=None, steps_per_execution=1)
+    optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay) if weight_decay else keras.optimizers.Adam(learning_rate)
+    return compile_model(model, optimizer, loss=None, steps_per_execution=1)
 
 
 def pair_batches(flat, sentence, counts, batch_size=1024, window=2, negatives=5, sample=1e-3, seed=0):
@@ -239,7 +241,7 @@ def pair_batches(flat, sentence, counts, batch_size=1024, window=2, negatives=5,
 
 
 def train(run, name, vocab_size, flat, sentence, counts, *, dim=50, window=2, negatives=5, sample=1e-3,
-          learning_rate=0.01, batch_size=None, held_out=None, verbose="auto"):
+          learning_rate=0.01, weight_decay=0.0, batch_size=None, held_out=None, verbose="auto"):
     """Train one variant on the shared runner: `run.fit` on batches re-drawn at every epoch.
 
     `held_out`: (flat, sentence) of sentences kept out of training; their pairs (drawn once, as the training
@@ -254,7 +256,7 @@ def train(run, name, vocab_size, flat, sentence, counts, *, dim=50, window=2, ne
     if held_out is not None and len(held_out[0]):
         val = (epoch_data(*held_out, counts, window, negatives, sample, np.random.default_rng(run.seed + 1)),)
     batch_losses = _batch_loss_callback(data.num_batches)
-    fitted = run.fit(name, lambda: build_model(vocab_size, dim, negatives, learning_rate), data, val,
+    fitted = run.fit(name, lambda: build_model(vocab_size, dim, negatives, learning_rate, weight_decay), data, val,
                      batch_size=batch_size, callbacks=[batch_losses], verbose=verbose)
     return fitted, {
         "curve": np.array(batch_losses.curve).reshape(-1, 2),
@@ -531,10 +533,17 @@ def overfitting(run):
     rising = next((i + 1 for i in range(1, len(held)) if held[i] > held[i - 1]), None)
     verdict = (f"the held-out loss rises from epoch {rising}: overfitting" if rising
                else "the held-out loss falls every epoch: no overfitting within the run")
-    return (f"Pairs from {HELD_OUT:.0%} of the sentences, never trained on: by epoch, training loss "
-            f"{', '.join(f'{v:.3f}' for v in train_)} and held-out loss {', '.join(f'{v:.3f}' for v in held)} (gap "
-            f"{gaps[0]:+.3f} to {gaps[-1]:+.3f}); {verdict}. The corpus repeats a few templates, so held-out sentences "
-            f"are made of the same pairs.")
+    text_ = (f"Pairs from {HELD_OUT:.0%} of the sentences, never trained on: by epoch, training loss "
+             f"{', '.join(f'{v:.3f}' for v in train_)} and held-out loss {', '.join(f'{v:.3f}' for v in held)} (gap "
+             f"{gaps[0]:+.3f} to {gaps[-1]:+.3f}); {verdict}. The corpus repeats a few templates, so held-out sentences "
+             f"are made of the same pairs.")
+    decayed = run.metrics.get("weight decay epochs")
+    if decayed and "val_loss" in decayed:
+        row = run.row("weight decay")
+        text_ += (f" With weight decay (AdamW, 0.01), the regulariser to switch on: held-out loss {decayed['val_loss'][-1]:.3f} "
+                  f"against {held[-1]:.3f}, gap {decayed['val_loss'][-1] - decayed['loss'][-1]:+.3f} against {gaps[-1]:+.3f}, "
+                  f"family analogies {row['family']}.")
+    return text_
 
 
 def embedding_metrics(run):
@@ -590,7 +599,7 @@ def build_parser():
     parser = cli.lab_parser("word2vec", __doc__, epochs=5, batch_size=1024, learning_rate=0.01, quick={"sentences": 2000})
     parser.add_argument("--models", nargs="+", default=["skip-gram"], choices=list(VARIANTS),
                         help="variants, everything else equal: skip-gram (the options given), lr/10 (a tenth of the rate), k=1 and k=15 "
-                             "(negatives), softmax (the exact softmax, no sampling), window=1 and window=5 (default: skip-gram)")
+                             "(negatives), softmax (the exact softmax, no sampling), window=1 and window=5, weight decay (default: skip-gram)")
     corpus = parser.add_argument_group("step 1, the corpus")
     corpus.add_argument("--sentences", type=cli.positive_int, default=20_000, help="corpus size (default: %(default)s)")
     corpus.add_argument("--min-freq", type=cli.positive_int, default=1, help="vocabulary filter (default: %(default)s)")
@@ -642,7 +651,8 @@ def run_lab(args):
         options = {"window": args.window, "negatives": args.negatives, **VARIANTS[name]}
         rate = args.learning_rate * VARIANTS[name].get("learning_rate", 1.0)
         fitted, trained = train(run, name, len(vocab), flat, sentence, counts, dim=args.dim, window=options["window"],
-                                negatives=options["negatives"], sample=args.sample, learning_rate=rate, held_out=held_out)
+                                negatives=options["negatives"], sample=args.sample, learning_rate=rate,
+                                weight_decay=options.get("weight_decay", 0.0), held_out=held_out)
         u, v = vectors(fitted.model)
         curves[name] = trained["curve"]
         results[name] = result = evaluate(fitted.model, vocab, probes, args.analogy or [])
