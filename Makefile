@@ -1,7 +1,7 @@
 # The two commands of the README; each sets up .venv the first time (Python >= 3.11).
 #   make run              the main job (LAB=vit, mnist, finetune...; ARGS="--quick")
 #   make test             the whole suite, once per backend (jax, torch, tensorflow)
-#   make results          every lab on the three backends: RESULTS.md (about an hour on 2 cores)
+#   make results          every lab on the three backends: RESULTS.md (about an hour and a half on 2 cores)
 #                         one lab again: .venv/bin/python -m kcourse.results --labs vit
 PYTHON ?= python3
 LAB ?= mnist
