@@ -140,9 +140,9 @@ class KerasCandidate:
             self.model = vit.compile_classifier(model, 1e-3, steps=len(data["x"]) // batch_size)
             self.x, self.y, self.samples = data["x"], data["y"], len(data["x"])
         elif name == "tiny-transformer":
-            from kcourse.tasks import transformer
+            from kcourse.models import build_classifier
 
-            self.model, self.x, self.y = transformer.build_model(data["vocab"], max_len=32), data["x"], data["y"]
+            self.model, self.x, self.y = build_classifier(data["vocab"], max_len=32), data["x"], data["y"]
             self.samples = len(self.x)
         else:
             from kcourse.tasks import word2vec

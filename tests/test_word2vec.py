@@ -146,3 +146,12 @@ def test_a_wider_window_makes_more_and_farther_pairs(trained):
     assert windows[5]["share by distance"][0] > windows[5]["share by distance"][-1]  # the shrinking window: near counts more
     answers = {a["tag"]: a["answer"] for a in run.answers()}
     assert answers["001:5"] and answers["001:10"] and "held-out loss" in answers["001:10"]
+
+
+def test_the_larger_learning_rate_reaches_the_stated_loss_in_fewer_steps(trained):
+    run = trained[0]
+    rows = {r["model"]: r for r in run.rows}
+    target = 1.05 * max(rows["skip-gram"]["loss"], rows["lr/10"]["loss"])
+    fast, slow = (word2vec.steps_to(run.metrics[f"{name} curve"], target) for name in ("skip-gram", "lr/10"))
+    assert fast is not None and (slow is None or fast < slow), (fast, slow)
+    assert f"{fast:,} steps" in {a["tag"]: a["answer"] for a in run.answers()}["001:9"]

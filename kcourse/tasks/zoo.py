@@ -151,7 +151,7 @@ def build_vit_b16(classes=1000):
 
 def build_tiny_transformer():
     """The TP4 TinyTransformerClassifier at the transformer lab's sizes: its corpus' vocabulary, 32 tokens,
-    d_model 64, 2 heads, 2 blocks (as kcourse.tasks.transformer.build_model makes it, uncompiled)."""
+    d_model 64, 2 heads, 2 blocks (as kcourse.models.build_classifier makes it, uncompiled)."""
     from kcourse import text
     from kcourse.models import TinyTransformerClassifier
 
