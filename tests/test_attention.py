@@ -1,6 +1,5 @@
 """TP4 step 3 by experiment: the scale keeps the softmax alive, the mask makes padding harmless, heads are slices."""
 
-import numpy as np
 import pytest
 
 from kcourse.tasks import attention

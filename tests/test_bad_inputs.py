@@ -65,6 +65,13 @@ CASES = [
     ("unet", ["--cam-threshold", "1.5"], "--cam-threshold: 1.5 is not allowed: it must lie in (0, 1)"),
     ("unet", ["--noise", "2"], "--noise: 2 is not allowed: it must lie in [0, 1]"),
     ("unet", ["--models", "segnet"], "argument --models: invalid choice: 'segnet'"),
+    # ---- attention, loop, blocks, sequences
+    ("attention", ["--d-model", "30", "--heads", "4"], "--d-model 30 is not divisible by --heads 4: choose --heads among 1, 2, 3, 5, 6, 10, 15, 30"),
+    ("attention", ["--models", "half-scaled"], "argument --models: invalid choice: 'half-scaled'"),
+    ("loop", ["--epochs", "3"], "unrecognized arguments: --epochs 3"),  # it counts steps: refused, not ignored
+    ("loop", ["--sentences", "100", "--steps", "5"], "5 steps of 64 need 320 training sentences, there are 80: raise --sentences or lower --steps"),
+    ("blocks", ["--variants", "no-attention"], "argument --variants: invalid choice: 'no-attention'"),
+    ("sequences", ["--lengths", "2"], "--lengths: 2 is not allowed: it must be at least 3"),
     # ---- zoo
     ("zoo", ["--models", "resnet152"], "argument --models: invalid choice: 'resnet152'"),
     ("zoo", ["--classes", "0"], "--classes: 0 is not allowed: it must be at least 1"),
