@@ -122,8 +122,7 @@ def padding_figure(rows):
     for setting in dict.fromkeys(r["setting"] for r in rows):
         part = [r for r in rows if r["setting"] == setting]
         ax.plot([r["padding"] for r in part], [r["largest |d logit|"] for r in part], "o-", ms=3, label=setting)
-    ax.set(xlabel="[PAD] tokens added", ylabel="largest |change of a logit|", yscale="symlog",
-           title="the same sentences, more padding")
+    ax.set(xlabel="[PAD] tokens added", ylabel="largest |change of a logit|", title="the same sentences, more padding")
     return tidy(fig, ax)
 
 

@@ -57,6 +57,7 @@ def gradients_figure(rows):
         for r in (r for r in rows if r["depth"] == depth):
             ax.plot(np.arange(1, depth + 1), r["per block"], "o-", ms=3, label=r["variant"])
         ax.set(xlabel="block (1 = first)", ylabel="gradient norm at initialisation", yscale="log", title=f"{depth} blocks")
+        ax.set_xticks(np.arange(1, depth + 1))
     return tidy(fig, *axes[0])
 
 
