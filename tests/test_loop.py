@@ -40,3 +40,9 @@ def test_too_few_sentences_for_the_steps_is_a_one_line_error():
 
     with pytest.raises(cli.LabError, match="raise --sentences or lower --steps"):
         loop.batches_of(np.zeros((100, 4)), np.zeros(100), 64, 2)
+
+
+def test_the_defaults_and_the_quick_sizes_have_the_sentences_their_steps_need():
+    for argv in ([], ["--quick"]):
+        args = loop.build_parser().parse_args(argv)
+        assert args.steps * args.batch_size <= round(args.sentences * 0.8), argv  # 80% of the sentences train

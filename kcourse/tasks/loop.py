@@ -15,7 +15,7 @@ and the two sets of weights are compared. On torch the loop runs a third
 time without `zero_grad()`, to measure the trap. Run it on each backend
 (`--backend`), or read RESULTS.md, which sets the three side by side.
 
-    python -m kcourse.tasks.loop --backend torch      # 4,000 sentences, 60 steps
+    python -m kcourse.tasks.loop --backend torch      # 4,000 sentences (3,200 trained on), 50 steps of 64
     python -m kcourse.tasks.loop --quick              # a smoke run in seconds
 
 The run folder gets steps.csv (the loss of every hand-written step), loop.png and fit.keras.
@@ -196,7 +196,8 @@ def build_parser():
                             quick={"sentences": 1000, "steps": 10})
     parser.add_argument("--sentences", type=cli.positive_int, default=4000, help="corpus size (default: %(default)s, 1000 with --quick)")
     parser.add_argument("--max-len", type=cli.positive_int, default=32, help="tokens per sequence with [CLS] (default: %(default)s)")
-    parser.add_argument("--steps", type=cli.positive_int, default=60, help="training steps (default: %(default)s, 10 with --quick)")
+    parser.add_argument("--steps", type=cli.positive_int, default=50,
+                        help="training steps, one pass over the training sentences at the defaults (default: %(default)s, 10 with --quick)")
     parser.add_argument("--momentum", type=cli.unit, default=0.9, help="SGD's momentum (default: %(default)s)")
     return parser
 
