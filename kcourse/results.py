@@ -90,12 +90,12 @@ def section(lab, records, figure=None):
     models = list(dict.fromkeys(row["model"] for r in records for row in r.rows))
     columns = [c for c in (*tolerances, "s / epoch") if any(r.value(m, c) is not None for m in models for r in records)]
     header = ["model", *[f"{c} ({b})" for c in columns for b in backends], "parity: largest difference, tolerance"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(_cell, header)) + " |", "|" + "---|" * len(header)]
     for model in models:
         cells = [report.fmt(r.value(model, c)) for c in columns for r in records]
         verdicts = [f"{c}: {report.fmt(spread)} {'within' if ok else '**beyond**'} {report.fmt(tol)}"
                     for (m, c), (spread, tol, ok) in checks.items() if m == model]
-        lines.append("| " + " | ".join([model, *cells, "; ".join(verdicts) or "-"]) + " |")
+        lines.append("| " + " | ".join(map(_cell, [model, *cells, "; ".join(verdicts) or "-"])) + " |")
     lines.append("")
     per_backend = [report.answers(r, getattr(module, "HANDOUT", ())) for r in records]
     if per_backend and per_backend[0]:

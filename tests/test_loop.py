@@ -14,7 +14,7 @@ def made(lab_run):
 def test_the_hand_written_steps_equal_fit(made):
     m = made.metrics
     assert m["moved"] > 1e-2, m["moved"]  # the weights did move...
-    assert m["largest |hand - fit|"] < 1e-5, m["largest |hand - fit|"]  # ...and both loops moved them alike
+    assert m["hand vs fit"] < 1e-5, m["hand vs fit"]  # ...and both loops moved them alike
     assert len(m["by hand"]["loss"]) == 12
 
 
