@@ -188,7 +188,7 @@ def why_the_scale(run):
     if scaled and unscaled:
         h_s, h_u = run.metrics["curves"]["scaled"], run.metrics["curves"]["unscaled"]
         text += (f" Trained (d_k = {run.config['d_model'] // run.config['heads']}): val loss after epoch 1 "
-                 f"{h_s[0]:.3f} scaled against {h_u[0]:.3f} unscaled, val accuracy at the end {scaled['val accuracy']:.3f} "
+                 f"{h_s[0]:.3g} scaled against {h_u[0]:.3g} unscaled, val accuracy at the end {scaled['val accuracy']:.3f} "
                  f"against {unscaled['val accuracy']:.3f}.")
     return text
 
