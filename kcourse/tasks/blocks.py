@@ -30,7 +30,7 @@ main = cli.lab_main(__name__)  # python -m kcourse.tasks.blocks: build_parser(),
 
 VARIANTS = {"block": {}, "relu": {"activation": "relu"}, "no-norm": {"norm": False}, "no-residual": {"residual": False}}
 PARITY = {"val accuracy": 0.05}
-CLASS_SIZE = ("--sentences", "5000")  # 8 models, four of 8 blocks: about 5 minutes a backend on 2 cores
+CLASS_SIZE = ("--sentences", "3000")  # 8 models, four of 8 blocks: a few minutes a backend on 2 cores
 KEY_FIGURES = ("gradients", "learning_curves")
 
 
