@@ -89,27 +89,28 @@ def encode_corpus(tokens, vocab):
 
 
 # ---------------------------------------------------------------- step 2: pairs and negatives
-def skipgram_pairs(flat, sentence, window=2, rng=None, shrink_window=True):
+def skipgram_pairs(flat, sentence, window=2, rng=None, shrink_window=True, distances=False):
     """(centre, context) pairs within `window` words, never across sentences; vectorised.
 
     With `shrink_window` (word2vec's and gensim's habit) each centre word uses
     a window drawn uniformly in 1..window, so near words count more.
-    Returns `centers (N,)` and `contexts (N,)`, shuffled if `rng` is given.
+    Returns `centers (N,)` and `contexts (N,)`, shuffled, and with `distances` each pair's distance (N,).
     """
     if window < 1:
         raise cli.LabError(f"--window must be at least 1, got {window}")
     rng = rng or np.random.default_rng(0)
     reach = rng.integers(1, window + 1, size=len(flat)) if shrink_window else np.full(len(flat), window)
-    centers, contexts = [], []
+    centers, contexts, gaps = [], [], []
     for d in range(1, window + 1):
         same = sentence[:-d] == sentence[d:]  # tokens i and i+d in one sentence
         forward = same & (reach[:-d] >= d)  # centre i, context i+d
         backward = same & (reach[d:] >= d)  # centre i+d, context i
         centers += [flat[:-d][forward], flat[d:][backward]]
         contexts += [flat[d:][forward], flat[:-d][backward]]
-    centers, contexts = np.concatenate(centers), np.concatenate(contexts)
+        gaps.append(np.full(int(forward.sum() + backward.sum()), d))
+    centers, contexts, gaps = np.concatenate(centers), np.concatenate(contexts), np.concatenate(gaps)
     order = rng.permutation(len(centers))
-    return centers[order], contexts[order]
+    return (centers[order], contexts[order], gaps[order]) if distances else (centers[order], contexts[order])
 
 
 def subsample(flat, sentence, counts, sample, rng):
@@ -148,19 +149,12 @@ def epoch_data(flat, sentence, counts, window=2, negatives=5, sample=1e-3, rng=N
 
 
 def pair_distances(flat, sentence, counts, window, top=10, seed=0):
-    """How a window shapes the pairs (001:5): the share of pairs at each distance 1..window (the shrinking window
-    of skipgram_pairs, drawn alike), and the share whose context is one of the `top` commonest words."""
-    reach = np.random.default_rng(seed).integers(1, window + 1, size=len(flat))
-    common = np.isin(flat, np.argsort(-counts)[:top])
-    by_distance, to_common = [], 0
-    for d in range(1, window + 1):
-        same = sentence[:-d] == sentence[d:]
-        forward, backward = same & (reach[:-d] >= d), same & (reach[d:] >= d)  # context i+d of i, and i of i+d
-        by_distance.append(int(forward.sum() + backward.sum()))
-        to_common += int(common[d:][forward].sum() + common[:-d][backward].sum())
-    total = max(sum(by_distance), 1)
-    return {"window": window, "pairs": total, "share by distance": [n / total for n in by_distance],
-            "common contexts": to_common / total}
+    """How a window shapes the pairs (001:5): the share of pairs at each distance 1..window (skipgram_pairs' own
+    pairs), and the share whose context is one of the `top` commonest words."""
+    _, contexts, gaps = skipgram_pairs(flat, sentence, window, np.random.default_rng(seed), distances=True)
+    total = max(len(gaps), 1)
+    return {"window": window, "pairs": len(gaps), "share by distance": [float((gaps == d).sum() / total) for d in range(1, window + 1)],
+            "common contexts": float(np.isin(contexts, np.argsort(-counts)[:top]).mean()) if len(gaps) else 0.0}
 
 
 def windows_figure(rows):
