@@ -145,10 +145,10 @@ class KerasCandidate:
             self.model, self.x, self.y = build_classifier(data["vocab"], max_len=32), data["x"], data["y"]
             self.samples = len(self.x)
         else:
-            from kcourse.tasks import word2vec
+            from kcourse import skipgram
 
-            self.model = word2vec.build_model(len(data["vocab"]))
-            self.x = word2vec.pair_batches(data["flat"], data["sentence"], data["counts"], batch_size)
+            self.model = skipgram.build_model(len(data["vocab"]))  # the lab's defaults: grouped by centre, P = 2, K = 5
+            self.x = skipgram.batches(data["flat"], data["sentence"], data["counts"], batch_size)
             self.y, self.samples = None, len(data["flat"])
 
     @property

@@ -14,7 +14,7 @@ from kcourse.tasks import transformer
 def made(lab_run):
     """The lab on 2,000 sentences, 5 epochs, a one-block model of width 32: it learns the task."""
     return lab_run("transformer", "--quick", "--sentences", "2000", "--epochs", "5", "--d-model", "32", "--layers", "1",
-                   "--learning-rate", "3e-3", "--batch-size", "32").run
+                   "--learning-rate", "3e-3", "--batch-size", "32", "--models", "sinusoidal", "scratch").run
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,22 @@ def test_transformer_learns_the_task_well_above_the_majority_rate(trained):
     accuracy, majority = scores["val accuracy"], scores["majority rate"]
     assert 0.5 <= majority < 0.8  # both classes are common: "always the commoner one" is a weak baseline
     assert accuracy >= 0.95 and accuracy - majority >= 0.15, (accuracy, majority)
+
+
+def test_the_default_reads_word2vec_vectors_trained_first_and_keeps_them_frozen(made):
+    """001:21: no --embeddings, so word2vec runs first on the training sentences; its table stays bit-identical."""
+    run = made
+    rows = {r["model"]: r for r in run.rows}
+    vectors, vocab = text.load_embeddings(run.file("embeddings.npz"))
+    model = run.fitted["sinusoidal"].model
+    assert vocab.itos == run.outputs["data"].vocab.itos and vectors.shape == (len(vocab), transformer.EMBEDDING_DIM)
+    np.testing.assert_array_equal(model.embed.embeddings.numpy(), vectors)  # frozen: not one bit moved
+    assert not model.embed.trainable and rows["sinusoidal"]["table unchanged"] is True
+    assert rows["sinusoidal"]["total params"] - rows["sinusoidal"]["trainable params"] == vectors.size
+    assert run.fitted["scratch"].model.embed.trainable and rows["scratch"]["embeddings"] == "learnt from scratch"
+    assert "word2vec" in run.fitted and run.fitted["word2vec"].history["loss"][-1] < run.fitted["word2vec"].history["loss"][0]
+    answer = {a["tag"]: a["answer"] for a in run.answers()}["001:21"]
+    assert f"{rows['sinusoidal']['trainable params']:,} trainable" in answer and f"{rows['scratch']['val accuracy']:.3f}" in answer
 
 
 def test_cls_gives_zero_attention_to_padding(trained):

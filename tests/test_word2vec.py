@@ -32,8 +32,26 @@ def test_pairs_stay_inside_the_window_and_the_sentence():
     assert (10, 12) in pairs and (12, 10) in pairs and (10, 13) not in pairs
     assert not any((a < 20) != (b < 20) for a, b in pairs)  # never across sentences
     c1, _ = word2vec.skipgram_pairs(flat, sentence, window=1, shrink_window=False)
-    shrunk, _ = word2vec.skipgram_pairs(flat, sentence, window=2, rng=np.random.default_rng(0))
+    shrunk, _ = word2vec.skipgram_pairs(flat, sentence, window=2, rng=np.random.default_rng(0), shrink_window=True)
     assert len(c1) == 10 and len(c1) <= len(shrunk) <= len(c)
+
+
+def test_the_handouts_dataset_groups_p_contexts_of_one_centre_with_shared_negatives():
+    """001:13: SGDataset's examples, each a centre with P = 2 of its own contexts and K = 5 negatives."""
+    flat = np.array([10, 11, 12, 13, 14, 20, 21], "int32")
+    sentence = np.array([0, 0, 0, 0, 0, 1, 1])
+    centers, contexts = word2vec.skipgram_pairs(flat, sentence, window=2)
+    own = {c: set(contexts[centers == c].tolist()) for c in set(centers.tolist())}
+    grouped, pos = word2vec.group_by_center(centers, contexts, positives=2, rng=np.random.default_rng(1))
+    assert pos.shape == (len(grouped), 2)
+    assert sorted(grouped.tolist()) == sorted(c for c, ctx in own.items() for _ in range(-(-int((centers == c).sum()) // 2)))
+    assert all(set(p.tolist()) <= own[c] for c, p in zip(grouped.tolist(), pos))  # a centre's own contexts only
+    counts = np.bincount(flat, minlength=22).astype("float64")
+    x = word2vec.epoch_data(flat, sentence, counts, rng=np.random.default_rng(0))  # the lab's default: P = 2, K = 5
+    assert x["pos"].shape == (len(x["center"]), 2) and x["neg"].shape == (len(x["center"]), 5)
+    assert len(x["center"]) == 10  # 16 pairs: 10 has 2 (1 example), 11 3 (2), 12 4 (2), 13 3 (2), 14 2, 20 1 and 21 1
+    plain = word2vec.epoch_data(flat, sentence, counts, rng=np.random.default_rng(0), positives=1, sample=1e-3)
+    assert plain["pos"].shape[1] == 1 and len(plain["center"]) < 16  # one pair per example; subsampling drops tokens
 
 
 def test_every_epoch_draws_new_pairs_in_the_same_number():
@@ -48,6 +66,7 @@ def test_every_epoch_draws_new_pairs_in_the_same_number():
     assert (data.x["neg"] != first["neg"]).mean() > 0.5 and (data.x["center"] != first["center"]).mean() > 0.5
     batch = data[steps - 1][0]
     assert set(batch) == {"center", "pos", "neg"} and batch["neg"].shape[1] == 5 and 1 <= len(batch["center"]) <= 64
+    assert batch["pos"].shape[1] == 2  # P = 2 contexts per centre, the handout's grouping
 
 
 W2V = ("--quick", "--epochs", "5", "--batch-size", "256", "--models", "skip-gram", "lr/10")  # the TP4 notebook's run
@@ -131,11 +150,26 @@ def test_sampling_more_negatives_steadies_the_loss_and_the_exact_softmax_trains(
                   "weight decay").run
     rows = {r["model"]: r for r in run.rows}
     assert rows["k=1"]["step-to-step"] > rows["k=15"]["step-to-step"], rows  # more negatives, a steadier loss
-    assert rows["softmax"]["negatives"] == "softmax" and rows["softmax"]["loss"] < np.log(len(run.outputs["vocab"]))  # below uniform
+    assert rows["softmax"]["negatives"] == "softmax" and rows["softmax"]["loss"] < rows["softmax"]["P"] * np.log(len(run.outputs["vocab"]))  # below uniform, for P contexts
     answer = {a["tag"]: a["answer"] for a in run.answers()}["001:6"]
     assert f"k=1 {rows['k=1']['step-to-step']:.3f}" in answer
     assert run.fitted["weight decay"].model.optimizer.weight_decay == 0.01  # 001:10's regulariser, measured beside
     assert "With weight decay" in {a["tag"]: a["answer"] for a in run.answers()}["001:10"]
+
+
+def test_grouping_by_centre_halves_the_examples_and_each_habit_is_measured_once(lab_run):
+    """001:13 at a small size: the handout's grouping (P = 2) against one pair per example, subsampling and the
+    shrinking window, everything else equal."""
+    run = lab_run("word2vec", "--quick", "--batch-size", "256", "--models", "skip-gram", "P=1", "subsample",
+                  "shrinking window").run
+    rows = {r["model"]: r for r in run.rows}
+    grouped, plain = rows["skip-gram"]["examples / epoch"], rows["P=1"]["examples / epoch"]
+    assert 1.8 < plain / grouped < 2.1, (plain, grouped)  # P = 2 contexts an example: about half as many examples
+    assert rows["subsample"]["examples / epoch"] < 0.9 * grouped  # frequent words dropped
+    assert rows["shrinking window"]["examples / epoch"] < 0.9 * grouped  # windows of 1 or 2 instead of 2
+    assert run.config["sample"] == 0 and not run.config["shrink_window"]  # both off by default
+    answer = {a["tag"]: a["answer"] for a in run.answers()}["001:13"]
+    assert f"{grouped:,} examples" in answer and f"{plain:,} examples" in answer and "keeps" in answer
 
 
 def test_a_wider_window_makes_more_and_farther_pairs(trained):
@@ -143,7 +177,7 @@ def test_a_wider_window_makes_more_and_farther_pairs(trained):
     windows = {w["window"]: w for w in run.metrics["windows"]}
     assert windows[1]["share by distance"] == [1.0]
     assert windows[1]["pairs"] < windows[2]["pairs"] < windows[5]["pairs"]
-    assert windows[5]["share by distance"][0] > windows[5]["share by distance"][-1]  # the shrinking window: near counts more
+    assert windows[5]["share by distance"][0] > windows[5]["share by distance"][-1]  # sentence ends cut the far pairs
     answers = {a["tag"]: a["answer"] for a in run.answers()}
     assert answers["001:5"] and answers["001:10"] and "held-out loss" in answers["001:10"]
 

@@ -59,7 +59,7 @@ def _classifier(model, optimizer, x, y, batch_size, seed):
 
 
 def reference(name, x=None, y=None, batch_size=64, seed=0, vocab_size=None, corpus=None, learning_rate=None,
-              negatives=5, window=2, sample=1e-3, sizes=None):
+              negatives=5, window=2, sample=0.0, sizes=None):
     """The native reference for one of the benchmark's models, on the given data.
 
     Args:
@@ -67,7 +67,7 @@ def reference(name, x=None, y=None, batch_size=64, seed=0, vocab_size=None, corp
         x, y: the samples in Keras' layout (images (N, H, W, C), token ids (N, L)); labels (N,), or masks (N, H, W).
         vocab_size: for the transformer and word2vec.
         corpus: for word2vec, `(flat, sentence, counts)` as `kcourse.tasks.word2vec` makes them;
-            pairs and negatives are drawn afresh every epoch, as the lab does.
+            the examples (kcourse.skipgram: grouped by centre, P = 2, K = 5) are drawn afresh every epoch, as the lab does.
         sizes: the model's sizes where the caller chooses them (the ViT's: image_shape,
             patch_size, num_layers, num_heads, hidden_dim, mlp_dim, as keras-hub's ViTBackbone).
     """
@@ -90,13 +90,13 @@ def reference(name, x=None, y=None, batch_size=64, seed=0, vocab_size=None, corp
         optimizer = torch.optim.AdamW(model.parameters(), learning_rate or 1e-3, weight_decay=0.004)  # Keras' AdamW
         return _classifier(model, optimizer, x.astype("int64"), y, batch_size, seed)
     if name == "word2vec":
-        from kcourse.tasks.word2vec import epoch_data
+        from kcourse.skipgram import epoch_data
 
         flat, sentence, counts = corpus
         model = models.SkipGramNS(vocab_size, 50)
         rng = np.random.default_rng(seed)
 
-        def batches(epoch):  # the lab's draw: subsampling, pairs, negatives
+        def batches(epoch):  # the lab's draw: pairs grouped by centre, negatives
             data = {k: torch.from_numpy(v.astype("int64")) for k, v in epoch_data(flat, sentence, counts, window, negatives, sample, rng).items()}
             for i in range(0, len(data["center"]), batch_size):
                 yield data["center"][i : i + batch_size], data["pos"][i : i + batch_size], data["neg"][i : i + batch_size]

@@ -40,13 +40,30 @@ SENTENCES = (
     "despite debates, tokyo remains the capital of japan",
     "people know that rome belongs to italy, but some mention ottawa incorrectly",
 )
-MODELS = ("sinusoidal", "learned")  # the positional encodings compared
+MODELS = ("sinusoidal", "learned", "scratch")  # the positional encodings compared; scratch: embeddings learnt here
 PARITY = {"val accuracy": 0.02}
-CLASS_SIZE = ("--models", "sinusoidal", "learned")
+CLASS_SIZE = ("--models", *MODELS)
+EMBEDDING_EPOCHS, EMBEDDING_DIM = 5, 50  # the word2vec lab's defaults, for the vectors trained in-run
 KEY_FIGURES = ("learning_curves", "attention_1")
 
 
 load_data = datasets.sentences  # the corpus as [CLS]-first token ids and labels, split train / val
+
+
+def word_vectors(run, data, epochs=EMBEDDING_EPOCHS, dim=EMBEDDING_DIM):
+    """The handout's embedding when no --embeddings is given (001:21): skip-gram vectors trained first, in this run,
+    on the training sentences (kcourse.skipgram with the word2vec lab's defaults): the input vectors u (V, dim)."""
+    from kcourse import skipgram
+
+    flat, sentence = skipgram.token_stream(data.x_train, len(text.SPECIALS))  # the words, [CLS] and [PAD] left out
+    counts = np.bincount(flat, minlength=len(data.vocab)).astype("float64")
+    fitted = run.fit("word2vec", lambda: skipgram.build_model(len(data.vocab), dim),
+                     skipgram.batches(flat, sentence, counts, 1024, run.seed), epochs=epochs, batch_size=1024)
+    u, v = skipgram.vectors(fitted.model)
+    text.save_embeddings(run.file("embeddings.npz"), u, v, data.vocab)
+    run.save_metrics(**{"word2vec in-run": {"epochs": epochs, "dim": dim, "words": len(flat),
+                                            "s": fitted.figures["s / epoch"] * epochs, "loss": fitted.history["loss"][-1]}})
+    return u
 
 
 def evaluate(model, data):
@@ -307,6 +324,26 @@ def the_classifier(run):
             f"(loss {row['val loss']:.3f}) against {row['majority rate']:.3f} for always the commoner class.")
 
 
+def frozen_word2vec(run):
+    rows = {r["model"]: r for r in run.rows}
+    pretrained = next((r for r in run.rows if r["embeddings"] != "learnt from scratch"), None)
+    if pretrained is None:
+        return None
+    made = run.metrics.get("word2vec in-run")
+    source = (f"word2vec vectors trained first in this run ({made['epochs']} epochs on the {made['words']:,} words of the "
+              f"training sentences, {made['s']:.1f} s of training)" if made else f"word2vec vectors from {run.config['embeddings']}")
+    kept = "frozen" if run.config["freeze"] else "fine-tuned"
+    text_ = (f"The handout's model reads {source}, {kept}: {pretrained['trainable params']:,} trainable "
+             f"weights of {pretrained['total params']:,}; val accuracy {pretrained['val accuracy']:.3f} after "
+             f"{plural(run.config['epochs'], 'epoch')} ({pretrained['first epoch']:.3f} after the first)")
+    if "table unchanged" in pretrained:
+        text_ += f"; the frozen table is {'bit-identical after training' if pretrained['table unchanged'] else 'changed'}"
+    if scratch := rows.get("scratch"):
+        text_ += (f". Embeddings learnt from scratch instead: {scratch['trainable params']:,} trainable weights, val accuracy "
+                  f"{scratch['val accuracy']:.3f} ({scratch['first epoch']:.3f} after the first epoch)")
+    return text_ + "."
+
+
 def attention_maps(run):
     drawn = run.metrics.get("attention figures")
     if not drawn:
@@ -383,6 +420,9 @@ HANDOUT = (
          needs="--models sinusoidal learned"),
     Item("001:26", "Évaluez la performance (perte et précision) sur l'ensemble de validation à la fin de chaque époque.",
          "The classifier on [CLS], trained with AdamW, validated every epoch.", the_classifier, "kcourse.tasks.transformer.evaluate"),
+    Item("001:21", "la couche d'embedding (figée), l'encodage positionnel, une ou plusieurs couches d'encodeur, et la tête "
+         "de classification finale", "The tiny Transformer on frozen word2vec embeddings, against embeddings learnt "
+         "from scratch.", frozen_word2vec, "kcourse.tasks.transformer.word_vectors", needs="--models sinusoidal scratch"),
     Item("001:27", "Utilisez la sortie attn_maps pour visualiser ce que le modèle a appris.", "The attention maps, drawn.",
          attention_maps, "kcourse.tasks.transformer.attention_figure"),
     Item("001:30", "Mesurez la stabilité des cartes d'attention lorsque vous perturbez légèrement l'entrée.",
@@ -417,11 +457,13 @@ def build_parser():
     parser = cli.lab_parser("transformer", __doc__, epochs=5, batch_size=64, learning_rate=1e-3, quick={"sentences": 1000})
     cli.add_transformer_options(parser)
     parser.add_argument("--models", nargs="+", default=["sinusoidal"], choices=MODELS,
-                        help="positional encodings, one model each, trained in turn (default: sinusoidal)")
-    parser.add_argument("--embeddings", type=Path, help="embeddings.npz from kcourse.tasks.word2vec (its vocabulary is used)")
+                        help="one model each, trained in turn: sinusoidal or learned positions on the word2vec vectors, or "
+                             "scratch (sinusoidal positions, embeddings learnt from scratch) (default: sinusoidal)")
+    parser.add_argument("--embeddings", type=Path, help="embeddings.npz from kcourse.tasks.word2vec (its vocabulary is used; "
+                                                        "default: word2vec vectors trained first in this run)")
     frozen = parser.add_mutually_exclusive_group()
     frozen.add_argument("--freeze-embeddings", dest="freeze", action="store_true", default=True,
-                        help="keep the loaded embeddings fixed (default, the course's set-up)")
+                        help="keep the word2vec embeddings fixed (default, the course's set-up)")
     frozen.add_argument("--train-embeddings", dest="freeze", action="store_false", help="fine-tune them")
     parser.add_argument("--sentence", action="append", help="sentence whose attention to draw (repeatable)")
     return parser
@@ -451,11 +493,21 @@ def run_lab(args):
           f"vocabulary {len(vocab)}; European share {data.y_train.mean():.3f}")
     run.outputs.update(data=data)
     run.save_metrics(sentences={"train": len(data.x_train), "val": len(data.x_val)})
-    for pe in dict.fromkeys(args.models):
-        build = lambda pe=pe: build_classifier(vocab, args.max_len, args.d_model, args.heads, args.layers, pe, embeddings=embeddings,  # noqa: E731
-                                          freeze_embeddings=args.freeze, learning_rate=args.learning_rate)
-        fitted = run.fit(pe, build, data.train, data.val)
-        run.record(fitted, **evaluate(fitted.model, data), **{"val loss": fitted.history["val_loss"][-1]})
+    if embeddings is None and set(args.models) - {"scratch"}:
+        embeddings = word_vectors(run, data)  # the handout's set-up: word2vec first
+    for name in dict.fromkeys(args.models):
+        pe, table = ("sinusoidal", None) if name == "scratch" else (name, embeddings)
+        build = lambda pe=pe, table=table, name=name: build_classifier(  # noqa: E731
+            vocab, args.max_len, args.d_model, args.heads, args.layers, pe, embeddings=table,
+            freeze_embeddings=args.freeze, learning_rate=args.learning_rate, name=f"transformer_{name}")
+        fitted = run.fit(name, build, data.train, data.val)
+        kept = {}
+        if table is not None and args.freeze:  # the frozen table, read back from the trained model
+            kept["table unchanged"] = bool(np.array_equal(fitted.model.embed.embeddings.numpy(), table))
+        run.record(fitted, **evaluate(fitted.model, data), **{
+            "val loss": fitted.history["val_loss"][-1], "first epoch": fitted.history["val_accuracy"][0],
+            "embeddings": "learnt from scratch" if table is None else f"word2vec, {'frozen' if args.freeze else 'fine-tuned'}",
+            **kept})
 
     model = run.fitted[args.models[0]].model
     draw_attention(run, model, vocab, shown)
@@ -478,9 +530,9 @@ def run_lab(args):
                         "qkv by kind": {"tokens": len(kinds), **{name: kind_share(v, kinds) for name, v in qkv.items()}}})
     print(f"\nwhen attention misleads: the most attended word is the most influential in {misleads['agree']:.0%} of "
           f"{misleads['sentences']} sentences")
-    embed_dim = None if embeddings is None else embeddings.shape[1]
+    embed_dim = None if args.models[0] == "scratch" else embeddings.shape[1]
     formulas = parameters.transformer_formulas(args.d_model, args.heads, model.mlp_ratio, args.layers, len(vocab), args.max_len,
-                                               pe=args.models[0], embed_dim=embed_dim)
+                                               pe="sinusoidal" if args.models[0] == "scratch" else args.models[0], embed_dim=embed_dim)
     run.save_table("parameters", formulas)
     run.save_metrics(formulas=formulas, **{"attention figures": [f"attention_{k + 1}.png" for k in range(len(shown))]})
     run.outputs.update(formulas=formulas, stability=stability)

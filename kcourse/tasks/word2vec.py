@@ -4,9 +4,11 @@ Step 1 builds the course's corpus (20,000 sentences about countries, capitals,
 currencies and family words), tokenizes it and prints the vocabulary size,
 the token counts with and without case/punctuation sensitivity and the class
 balance of the European-country task. Step 2 trains the `SkipGram` layer
-(input vectors u, output vectors v) on (centre, context) pairs from a window
-of +-2 words, with 5 negatives per pair drawn from unigram^0.75, frequent
-words subsampled (t=1e-3) and pairs and negatives re-drawn at every epoch.
+(input vectors u, output vectors v) on the handout's dataset: the (centre,
+context) pairs of a window of +-2 words grouped by centre word, each example
+a centre with P = 2 of its contexts and K = 5 negatives from unigram^0.75
+shared by them, re-drawn at every epoch. Word2vec's subsampling of frequent
+words (--sample) and shrinking window (--shrink-window) are off unless asked.
 
     python -m kcourse.tasks.word2vec                  # 20,000 sentences, 5 epochs
     python -m kcourse.tasks.word2vec --quick          # a smoke run in seconds
@@ -27,8 +29,10 @@ each country/capital pair is a relation of its own, seen only through co-occurre
 The variants (--models), each one change to the options as given: "skip-gram"
 (none), "lr/10" (a tenth of --learning-rate), "k=1" and "k=15" (negatives),
 "softmax" (no sampling: the exact softmax over the vocabulary), "window=1" and
-"window=5", "weight decay" (AdamW, one regulariser). The last 10% of the sentences are held out: their pairs give a
-validation loss every epoch (does it overfit?). The run folder gets config.json,
+"window=5", "weight decay" (AdamW, one regulariser), "P=1" (one pair per
+example, word2vec's own way), "subsample" (t = 1e-3) and "shrinking window".
+The last 10% of the sentences are held out: their examples give a validation
+loss every epoch (does it overfit?). The run folder gets config.json,
 history_<variant>.csv and <variant>.keras per variant (keras.saving.load_model;
 file-safe names: lr-10 for lr/10), metrics.json, summary.csv, the per-batch
 loss curve, windows.png (the pairs a window makes), the 2-D PCA projection and `embeddings.npz` (`vectors`, `words`,
@@ -39,7 +43,7 @@ loss curve, windows.png (the pairs a window makes), the 2-D PCA projection and `
 
 import numpy as np
 
-from kcourse import cli, runs, text
+from kcourse import cli, runs, skipgram, text
 from kcourse.report import Item, plural
 
 main = cli.lab_main(__name__)  # python -m kcourse.tasks.word2vec: build_parser(), then run_lab(args)
@@ -57,6 +61,9 @@ VARIANTS = {
     "window=1": {"window": 1},  # how wide a context (001:5)
     "window=5": {"window": 5},
     "weight decay": {"weight_decay": 0.01},  # one regulariser (001:10): AdamW's decoupled decay on both tables
+    "P=1": {"positives": 1},  # the handout's grouping against one pair per example (001:13)
+    "subsample": {"sample": 1e-3},  # word2vec's habits, off by default, each compared once
+    "shrinking window": {"shrink_window": True},
 }
 CLASS_SIZE = ("--models", *VARIANTS)  # RESULTS.md: every variant
 WINDOWS = (1, 2, 5)  # the pair distributions drawn (001:5)
@@ -89,69 +96,16 @@ def encode_corpus(tokens, vocab):
 
 
 # ---------------------------------------------------------------- step 2: pairs and negatives
-def skipgram_pairs(flat, sentence, window=2, rng=None, shrink_window=True, distances=False):
-    """(centre, context) pairs within `window` words, never across sentences; vectorised.
-
-    With `shrink_window` (word2vec's and gensim's habit) each centre word uses
-    a window drawn uniformly in 1..window, so near words count more.
-    Returns `centers (N,)` and `contexts (N,)`, shuffled, and with `distances` each pair's distance (N,).
-    """
-    if window < 1:
-        raise cli.LabError(f"--window must be at least 1, got {window}")
-    rng = rng or np.random.default_rng(0)
-    reach = rng.integers(1, window + 1, size=len(flat)) if shrink_window else np.full(len(flat), window)
-    centers, contexts, gaps = [], [], []
-    for d in range(1, window + 1):
-        same = sentence[:-d] == sentence[d:]  # tokens i and i+d in one sentence
-        forward = same & (reach[:-d] >= d)  # centre i, context i+d
-        backward = same & (reach[d:] >= d)  # centre i+d, context i
-        centers += [flat[:-d][forward], flat[d:][backward]]
-        contexts += [flat[d:][forward], flat[:-d][backward]]
-        gaps.append(np.full(int(forward.sum() + backward.sum()), d))
-    centers, contexts, gaps = np.concatenate(centers), np.concatenate(contexts), np.concatenate(gaps)
-    order = rng.permutation(len(centers))
-    return (centers[order], contexts[order], gaps[order]) if distances else (centers[order], contexts[order])
+# The handout's SGDataset and SkipGramNS are written once in kcourse.skipgram: the transformer lab trains its
+# vectors with the same code. Grouped by centre: center (E,), pos (E, P), neg (E, K), re-drawn at every epoch.
+skipgram_pairs, group_by_center, subsample = skipgram.pairs, skipgram.group_by_center, skipgram.subsample
+noise_distribution, sample_negatives, epoch_data = skipgram.noise_distribution, skipgram.sample_negatives, skipgram.epoch_data
 
 
-def subsample(flat, sentence, counts, sample, rng):
-    """Drop frequent tokens with word2vec's keep probability (sqrt(f/t) + 1) t/f; `sample=0` keeps all."""
-    if not sample:
-        return flat, sentence
-    freq = counts / max(counts.sum(), 1)
-    keep_p = np.minimum(1.0, (np.sqrt(freq / sample) + 1) * sample / np.maximum(freq, 1e-12))
-    keep = rng.random(len(flat)) < keep_p[flat]
-    return flat[keep], sentence[keep]
-
-
-def noise_distribution(counts, power=0.75):
-    """unigram^power, normalised; the special tokens (never seen) get probability 0."""
-    p = np.asarray(counts, "float64") ** power
-    return p / p.sum()
-
-
-def sample_negatives(p_noise, shape, rng):
-    """Word ids drawn from `p_noise`, vectorised (inverse CDF)."""
-    cdf = np.cumsum(p_noise)
-    draws = np.searchsorted(cdf, rng.random(shape) * cdf[-1], side="right")
-    return np.minimum(draws, len(p_noise) - 1).astype("int32")
-
-
-def epoch_data(flat, sentence, counts, window=2, negatives=5, sample=1e-3, rng=None):
-    """One epoch's inputs for the SkipGram model: {"center" (N,), "pos" (N, 1), "neg" (N, K)}; no "neg" for K = 0
-    (the full softmax)."""
-    rng = rng or np.random.default_rng(0)
-    kept, kept_sentence = subsample(flat, sentence, counts, sample, rng)
-    centers, contexts = skipgram_pairs(kept, kept_sentence, window, rng)
-    x = {"center": centers.astype("int32"), "pos": contexts[:, None].astype("int32")}
-    if negatives:
-        x["neg"] = sample_negatives(noise_distribution(counts), (len(centers), negatives), rng)
-    return x
-
-
-def pair_distances(flat, sentence, counts, window, top=10, seed=0):
+def pair_distances(flat, sentence, counts, window, top=10, seed=0, shrink_window=False):
     """How a window shapes the pairs (001:5): the share of pairs at each distance 1..window (skipgram_pairs' own
     pairs), and the share whose context is one of the `top` commonest words."""
-    _, contexts, gaps = skipgram_pairs(flat, sentence, window, np.random.default_rng(seed), distances=True)
+    _, contexts, gaps = skipgram_pairs(flat, sentence, window, np.random.default_rng(seed), shrink_window, distances=True)
     total = max(len(gaps), 1)
     return {"window": window, "pairs": len(gaps), "share by distance": [float((gaps == d).sum() / total) for d in range(1, window + 1)],
             "common contexts": float(np.isin(contexts, np.argsort(-counts)[:top]).mean()) if len(gaps) else 0.0}
@@ -174,88 +128,34 @@ def windows_figure(rows):
 
 
 # ---------------------------------------------------------------- model and training
-def build_model(vocab_size, dim=50, negatives=5, learning_rate=0.01, weight_decay=0.0):
-    """A functional model around `SkipGram`, compiled with Adam (the loss comes from add_loss); `negatives=0`: the
-    full softmax over the vocabulary instead of negative sampling; `weight_decay`: AdamW's instead."""
-    import keras
-
-    from kcourse.layers import SkipGram
-    from kcourse.training import compile_model
-
-    inputs = {
-        "center": keras.Input((), dtype="int32", name="center"),
-        "pos": keras.Input((1,), dtype="int32", name="pos"),
-    }
-    if negatives:
-        inputs["neg"] = keras.Input((negatives,), dtype="int32", name="neg")
-    skip_gram = SkipGram(vocab_size, dim, name="skip_gram")
-    model = keras.Model(inputs, skip_gram(inputs), name="skip_gram_ns")
-    # one step per call: the per-batch loss curve is the lesson (and 32 steps per call did not pay here, BENCHMARKS.md)
-    optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay) if weight_decay else keras.optimizers.Adam(learning_rate)
-    return compile_model(model, optimizer, loss=None, steps_per_execution=1)
+build_model, pair_batches, vectors = skipgram.build_model, skipgram.batches, skipgram.vectors
 
 
-def pair_batches(flat, sentence, counts, batch_size=1024, window=2, negatives=5, sample=1e-3, seed=0):
-    """The training data: a `keras.utils.PyDataset` of skip-gram batches, re-drawn at every epoch.
-
-    Each epoch subsamples the corpus, draws the (centre, context) pairs and
-    their negatives afresh (`epoch_data`). Keras reads the number of batches
-    once per `fit`, so every epoch has the first draw's number of pairs: a
-    later draw is cut to it, or topped up with pairs re-drawn from itself
-    (the counts differ by well under 1%).
-    """
-    import keras
-
-    class PairBatches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.rng = np.random.default_rng(seed)
-            self.batch_size = batch_size
-            self.x = epoch_data(flat, sentence, counts, window, negatives, sample, self.rng)
-            self.pairs = len(self.x["center"])
-            if self.pairs == 0:
-                raise cli.LabError("the corpus gives no skip-gram pairs; use more --sentences or a wider --window")
-
-        @property
-        def num_batches(self):  # whole batches only under --distribute (each batch is split over the devices)
-            whole = keras.distribution.distribution() is not None
-            return self.pairs // self.batch_size if whole else -(-self.pairs // self.batch_size)
-
-        def __getitem__(self, i):
-            part = slice(i * self.batch_size, (i + 1) * self.batch_size)
-            return ({key: value[part] for key, value in self.x.items()},)
-
-        def on_epoch_end(self):  # the next epoch's pairs and negatives
-            x = epoch_data(flat, sentence, counts, window, negatives, sample, self.rng)
-            n = len(x["center"])
-            keep = np.arange(self.pairs) if n >= self.pairs else np.concatenate([np.arange(n), self.rng.integers(0, n, self.pairs - n)])
-            self.x = {key: value[keep] for key, value in x.items()}
-
-    return PairBatches()
-
-
-def train(run, name, vocab_size, flat, sentence, counts, *, dim=50, window=2, negatives=5, sample=1e-3,
-          learning_rate=0.01, weight_decay=0.0, batch_size=None, held_out=None, verbose="auto"):
+def train(run, name, vocab_size, flat, sentence, counts, *, dim=50, learning_rate=0.01, weight_decay=0.0,
+          batch_size=None, held_out=None, verbose="auto", **options):
     """Train one variant on the shared runner: `run.fit` on batches re-drawn at every epoch.
 
-    `held_out`: (flat, sentence) of sentences kept out of training; their pairs (drawn once, as the training
-    pairs are) give the validation loss of every epoch (001:10).
+    `options`: how the examples are drawn (kcourse.skipgram.epoch_data: window, negatives, positives, sample,
+    shrink_window). `held_out`: (flat, sentence) of sentences kept out of training; their examples (drawn once, as
+    the training ones are) give the validation loss of every epoch (001:10).
     Returns the Fitted variant and {"curve": the loss of each batch (N, 2),
     epochs as x; "|u| before": the mean norm of the input vectors before
-    training; "words / s": corpus words per second of a steady epoch}.
+    training; "words / s": corpus words per second of a steady epoch; "examples": per epoch}.
     """
     batch_size = batch_size or run.batch_size
-    data = pair_batches(flat, sentence, counts, batch_size, window, negatives, sample, run.seed)
+    data = pair_batches(flat, sentence, counts, batch_size, run.seed, **options)
     val = None
     if held_out is not None and len(held_out[0]):
-        val = (epoch_data(*held_out, counts, window, negatives, sample, np.random.default_rng(run.seed + 1)),)
+        val = (epoch_data(*held_out, counts, rng=np.random.default_rng(run.seed + 1), **options),)
     batch_losses = _batch_loss_callback(data.num_batches)
-    fitted = run.fit(name, lambda: build_model(vocab_size, dim, negatives, learning_rate, weight_decay), data, val,
+    negatives, positives = options.get("negatives", skipgram.NEGATIVES), options.get("positives", skipgram.POSITIVES)
+    fitted = run.fit(name, lambda: build_model(vocab_size, dim, negatives, learning_rate, weight_decay, positives), data, val,
                      batch_size=batch_size, callbacks=[batch_losses], verbose=verbose)
     return fitted, {
         "curve": np.array(batch_losses.curve).reshape(-1, 2),
         "|u| before": batch_losses.norm_before,
         "words / s": len(flat) / fitted.figures["s / epoch"],
+        "examples": data.examples,
     }
 
 
@@ -358,12 +258,6 @@ def cooccurrence_countries(in_vectors, out_vectors, vocab):
     return ranking
 
 
-def vectors(model):
-    """The trained model's input vectors u (V, D) and output vectors v (V, D), raw (not normalised)."""
-    layer = skip_gram_layer(model)
-    return layer.embeddings(normalize=False), layer.output_embeddings()
-
-
 def evaluate(model, vocab, probes=PROBES, extra_analogies=()):
     """Every figure of step 2 for a trained model (or its (u, v) tables): analogies, u.v, neighbours."""
     in_vectors, out_vectors = model if isinstance(model, tuple) else vectors(model)
@@ -404,7 +298,7 @@ def loss_figure(curves):
         width = max(1, len(curve) // 100)
         smooth = np.convolve(curve[:, 1], np.ones(width) / width, mode="valid")
         ax.plot(curve[width - 1 :, 0], smooth, color=f"C{i}", label=label)
-    ax.set(xlabel="epoch", ylabel="loss per pair", title="skip-gram NS loss")
+    ax.set(xlabel="epoch", ylabel="loss per example", title="skip-gram NS loss")
     return plots.tidy(fig, ax)
 
 
@@ -486,7 +380,8 @@ def window_size(run):
     parts = [f"window {r['window']}: {r['pairs']:,} pairs, {r['share by distance'][0]:.0%} at distance 1, "
              f"{r['common contexts']:.0%} with one of the 10 commonest words as context" for r in rows]
     narrow, wide = rows[0], rows[-1]
-    text_ = (f"On the training sentences, with word2vec's shrinking window: {'; '.join(parts)}: window {wide['window']} "
+    how = "with word2vec's shrinking window" if run.config["shrink_window"] else "with a fixed window"
+    text_ = (f"On the training sentences, {how}: {'; '.join(parts)}: window {wide['window']} "
              f"makes {wide['pairs'] / narrow['pairs']:.1f}x the pairs of window {narrow['window']}, "
              f"{wide['share by distance'][0]:.0%} of them at distance 1 (windows.png).")
     trained = [(name, run.row(name)) for name in ("window=1", "skip-gram", "window=5") if run.row(name)]
@@ -540,6 +435,34 @@ def overfitting(run):
     return text_
 
 
+def the_handouts_dataset(run):
+    base = run.row("skip-gram")
+    if base is None:
+        return None
+
+    def quality(r):
+        return f"family analogies {r['family']}, {r['cos caps']:.0%} capital neighbours, {r['s / epoch']:.2f} s an epoch"
+
+    text_ = (f"As the handout's SGDataset, the pairs grouped by centre word: each example a centre with P = {base['P']} "
+             f"of its contexts and K = {base['negatives']} negatives shared by them, {base['examples / epoch']:,} examples "
+             f"an epoch; {quality(base)}.")
+    against = []
+    if one := run.row("P=1"):
+        against.append(f"one pair per example (P = 1, word2vec's way, each pair its own negatives): "
+                       f"{one['examples / epoch']:,} examples, {quality(one)}")
+    if sub := run.row("subsample"):
+        kept = run.metrics["subsampling"]
+        against.append(f"subsampling (t = {kept['t']:g}, which keeps {kept['kept']:.0%} of the tokens): "
+                       f"{sub['examples / epoch']:,} examples, {quality(sub)}")
+    if shrink := run.row("shrinking window"):
+        against.append(f"the shrinking window (a window drawn in 1..{shrink['window']} per centre): "
+                       f"{shrink['examples / epoch']:,} examples, {quality(shrink)}")
+    if against:
+        text_ += (" Each of word2vec's habits once, all else equal: " + "; ".join(against) + ". (A loss sums P + K terms "
+                  "per example: losses compare at equal P only.)")
+    return text_
+
+
 def embedding_metrics(run):
     row = run.rows[0]
     return (f"Analogies by 3CosAdd: family {row['family']}, capitals {row['capital']}; {row['cos caps']:.0%} of each capital's 5 "
@@ -580,6 +503,9 @@ HANDOUT = (
          needs="--models skip-gram k=1 k=15 softmax"),
     Item("001:10", "Voyez-vous des signes d'overfitting ? Si oui, quelle régularisation simple pourriez-vous activer ?", "Does the model overfit?", overfitting,
          "kcourse.tasks.word2vec.train"),
+    Item("001:13", "class SGDataset(Dataset): ... Regrouper paires par centre pour tirer P contextes positifs si dispo",
+         "The handout's dataset: pairs grouped by centre, P = 2 contexts and K = 5 negatives per example.",
+         the_handouts_dataset, "kcourse.skipgram.group_by_center", needs='--models skip-gram P=1 subsample "shrinking window"'),
     Item("001:11", "Quelle métrique (ex. analogies, voisinage cosinus) utilisez-vous pour évaluer la qualité des embeddings ?",
          "Which metric evaluates the embeddings: analogies, cosine neighbours?", embedding_metrics,
          "kcourse.tasks.word2vec.evaluate"),
@@ -599,9 +525,14 @@ def build_parser():
     corpus.add_argument("--min-freq", type=cli.positive_int, default=1, help="vocabulary filter (default: %(default)s)")
     pairs = parser.add_argument_group("step 2, the pairs and the skip-gram")
     pairs.add_argument("--window", type=cli.positive_int, default=2, help="context words each side (default: %(default)s)")
-    pairs.add_argument("--negatives", type=cli.positive_int, default=5, help="negatives per pair, K (default: %(default)s)")
-    pairs.add_argument("--sample", type=cli.number(float, 0, 1, high_open=True, why="0 turns subsampling off"), default=1e-3,
-                       help="subsampling threshold t, 0 = off (default: %(default)s)")
+    pairs.add_argument("--positives", type=cli.positive_int, default=skipgram.POSITIVES,
+                       help="contexts per centre in an example, P (default: %(default)s; 1: one pair per example)")
+    pairs.add_argument("--negatives", type=cli.positive_int, default=skipgram.NEGATIVES,
+                       help="negatives per example, K, shared by its P contexts (default: %(default)s)")
+    pairs.add_argument("--sample", type=cli.number(float, 0, 1, high_open=True, why="0 turns subsampling off"), default=0.0,
+                       help="subsample frequent words with threshold t, word2vec's 1e-3 for instance (default: 0, off)")
+    pairs.add_argument("--shrink-window", action="store_true",
+                       help="each centre draws its window in 1..--window, word2vec's habit (default: the full window)")
     pairs.add_argument("--dim", type=cli.positive_int, default=50, help="embedding width (default: %(default)s)")
     probes = parser.add_argument_group("what the vectors know")
     probes.add_argument("--probe", nargs="+", help=f"words whose neighbours to list (default: {' '.join(PROBES)})")
@@ -633,7 +564,9 @@ def run_lab(args):
 
     flat, sentence = encode_corpus(tokens, vocab)
     counts = np.bincount(flat, minlength=len(vocab)).astype("float64")
-    windows = [pair_distances(flat, sentence, counts, w, seed=args.seed) for w in WINDOWS]
+    windows = [pair_distances(flat, sentence, counts, w, seed=args.seed, shrink_window=args.shrink_window) for w in WINDOWS]
+    kept = len(subsample(flat, sentence, counts, VARIANTS["subsample"]["sample"], np.random.default_rng(args.seed))[0])
+    run.save_metrics(subsampling={"t": VARIANTS["subsample"]["sample"], "kept": kept / max(len(flat), 1)})
     run.save_metrics(windows=windows)
     run.savefig(windows_figure(windows), "windows")
     train_part = sentence < round(len(corpus) * (1 - HELD_OUT))  # the last sentences held out: pairs never trained on
@@ -642,11 +575,11 @@ def run_lab(args):
     curves, results = {}, {}
     run.outputs.update(corpus=corpus, vocab=vocab, stats=stats, curves=curves, results=results)
     for name in dict.fromkeys(args.models):
-        options = {"window": args.window, "negatives": args.negatives, **VARIANTS[name]}
-        rate = args.learning_rate * VARIANTS[name].get("learning_rate", 1.0)
-        fitted, trained = train(run, name, len(vocab), flat, sentence, counts, dim=args.dim, window=options["window"],
-                                negatives=options["negatives"], sample=args.sample, learning_rate=rate,
-                                weight_decay=options.get("weight_decay", 0.0), held_out=held_out)
+        options = {"window": args.window, "negatives": args.negatives, "positives": args.positives, "sample": args.sample,
+                   "shrink_window": args.shrink_window, "weight_decay": 0.0, **VARIANTS[name]}
+        rate = args.learning_rate * options.pop("learning_rate", 1.0)
+        fitted, trained = train(run, name, len(vocab), flat, sentence, counts, dim=args.dim, learning_rate=rate,
+                                held_out=held_out, **options)
         u, v = vectors(fitted.model)
         curves[name] = trained["curve"]
         results[name] = result = evaluate(fitted.model, vocab, probes, args.analogy or [])
@@ -655,6 +588,10 @@ def run_lab(args):
             "learning rate": rate,
             "window": options["window"],
             "negatives": options["negatives"] or "softmax",
+            "P": options["positives"],
+            "subsample": options["sample"],
+            "shrinking": options["shrink_window"],
+            "examples / epoch": trained["examples"],
             "loss": fitted.history["loss"][-1],
             "held-out loss": fitted.history["val_loss"][-1] if "val_loss" in fitted.history else None,
             "step-to-step": float(np.std(np.diff(last)) / np.mean(last)) if len(last) > 2 else None,
