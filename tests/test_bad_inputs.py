@@ -72,6 +72,12 @@ CASES = [
     ("loop", ["--sentences", "100", "--steps", "5"], "5 steps of 64 need 320 training sentences, there are 80: raise --sentences or lower --steps"),
     ("blocks", ["--variants", "no-attention"], "argument --variants: invalid choice: 'no-attention'"),
     ("sequences", ["--lengths", "2"], "--lengths: 2 is not allowed: it must be at least 3"),
+    # ---- translation
+    ("translation", ["--d-model", "30", "--heads", "4"], "--d-model 30 is not divisible by --heads 4"),
+    ("translation", ["--quick", "--sentence", "the capital of france is paris" + " and rome" * 15],
+     "has 36 tokens, more than the maximum length 32"),
+    ("translation", ["--quick", "--max-len", "8", "--sentence", "the capital of france is paris"],
+     "more than the maximum length 8"),
     # ---- zoo
     ("zoo", ["--models", "resnet152"], "argument --models: invalid choice: 'resnet152'"),
     ("zoo", ["--classes", "0"], "--classes: 0 is not allowed: it must be at least 1"),

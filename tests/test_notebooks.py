@@ -45,7 +45,7 @@ def shared_runs(name, lab_run):
     if name == "lectures":
         return [("zoo", lab_run("zoo", "--models", "mlp", "cnn", "conv3x3", "vgg16", "resnet18", "resnet101", "transformer")),
                 ("clip", lab_run("clip", "--quick", "--preset", "tiny", "--dataset", "ants-bees")),
-                ("sequences", lab_run("sequences", *SEQUENCES))]
+                ("sequences", lab_run("sequences", *SEQUENCES)), ("translation", lab_run("translation", "--quick"))]
     return []
 
 
@@ -108,6 +108,7 @@ def _lectures(ns):
     assert scores.shape == (len(photos.y_val), len(ns["prompts"][ns["key"]])) and np.allclose(scores.sum(axis=1), 1.0)
     toy = {(r["kind"], r["task"]): r["val accuracy"] for r in ns["seq_run"].rows}
     assert toy[("transformer", "first-last")] > 0.9 > 0.6 > toy[("cnn", "first-last")]  # the long-range toy
+    assert ns["translation_run"].rows[0]["exact"] >= 0.8  # the encoder-decoder reads held-out sentences backwards
 
 
 def _backend_comparison(ns):

@@ -3,6 +3,7 @@ for JAX, PyTorch and TensorFlow."""
 
 from kcourse.layers.classification_head import ClassificationHead
 from kcourse.layers.conv_block import ConvBlock
+from kcourse.layers.decoder_block import DecoderBlock
 from kcourse.layers.down_block import DownBlock
 from kcourse.layers.encoder_block import EncoderBlock
 from kcourse.layers.multi_head_self_attention import MultiHeadSelfAttention
@@ -14,6 +15,7 @@ from kcourse.layers.up_block import UpBlock
 __all__ = [
     "ClassificationHead",
     "ConvBlock",
+    "DecoderBlock",
     "DownBlock",
     "EncoderBlock",
     "MultiHeadSelfAttention",

@@ -13,6 +13,10 @@ class MultiHeadSelfAttention(layers.Layer):
         A = softmax(Q_h K_h^T / sqrt(d_head))       # (B, n_heads, L, L)
         out = concat_h(A_h V_h) Wo                  # (B, L, d_model)
 
+    With a `context` (B, S, d_model), the same layer is the decoder's
+    cross-attention: queries from `x`, keys and values from the context
+    (the encoder's output), weights `(B, n_heads, L, S)`.
+
     The heads are made by reshaping `(B, L, d_model)` to
     `(B, n_heads, L, d_head)`, so the four projections are `d_model x d_model`
     whatever `n_heads` is: `4 * d_model**2` weights without bias.
@@ -37,9 +41,13 @@ class MultiHeadSelfAttention(layers.Layer):
         mask: optional padding mask `(B, L)`, 1 for a token and 0 for padding
             (masks the keys), or a full mask `(B, L, L)`, 1 where query `i`
             may attend to key `j`. A Keras mask (e.g. from
-            `Embedding(mask_zero=True)`) is picked up automatically.
+            `Embedding(mask_zero=True)`) is picked up automatically. With a
+            `context`, `mask` is the context's `(B, S)`.
         need_weights: bool. Also return the attention weights.
-        causal: bool. Add the autoregressive mask: query `i` sees keys `j <= i`.
+        causal: bool. Add the autoregressive mask: query `i` sees keys `j <= i`
+            (self-attention only).
+        context: optional float tensor `(B, S, d_model)`: attend to it
+            (cross-attention) instead of to `x`.
         training: bool. Whether dropout is active.
 
     Returns:
@@ -100,24 +108,27 @@ class MultiHeadSelfAttention(layers.Layer):
         for dense in (self.wq, self.wk, self.wv, self.wo):
             dense.build(input_shape)
 
-    def call(self, x, mask=None, need_weights=False, causal=False, training=None):
+    def call(self, x, mask=None, need_weights=False, causal=False, context=None, training=None):
+        if causal and context is not None:
+            raise ValueError("causal=True masks a sequence attending to itself; cross-attention (a context) takes no causal mask.")
         B, L = ops.shape(x)[0], ops.shape(x)[1]
+        source = x if context is None else context  # (B, S, d_model): the keys and values
 
         def heads(t):  # (B, L, d_model) -> (B, H, L, d_head)
-            t = ops.reshape(t, (B, L, self.n_heads, self.d_head))
+            t = ops.reshape(t, (B, ops.shape(t)[1], self.n_heads, self.d_head))
             return ops.transpose(t, (0, 2, 1, 3))
 
-        q, k, v = heads(self.wq(x)), heads(self.wk(x)), heads(self.wv(x))
+        q, k, v = heads(self.wq(x)), heads(self.wk(source)), heads(self.wv(source))
         scale = ops.cast(self.d_head**-0.5 if self.scaled else 1.0, self.compute_dtype)
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * scale  # (B, H, L, L)
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * scale  # (B, H, L, S)
 
-        allowed = None  # bool, broadcastable to (B, H, L, L)
+        allowed = None  # bool, broadcastable to (B, H, L, S)
         if mask is not None:
             mask = ops.cast(mask, "bool")
             if len(mask.shape) == 2:
-                allowed = mask[:, None, None, :]  # (B, 1, 1, L): keys
+                allowed = mask[:, None, None, :]  # (B, 1, 1, S): keys
             else:
-                allowed = mask[:, None, :, :]  # (B, 1, L, L)
+                allowed = mask[:, None, :, :]  # (B, 1, L, S)
         if causal:
             i = ops.arange(L)
             tril = (i[:, None] >= i[None, :])[None, None]  # (1, 1, L, L): j <= i

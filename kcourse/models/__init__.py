@@ -4,6 +4,7 @@ from kcourse.models.digits import build_cnn, build_mlp
 from kcourse.models.resnet import resnet_backbone, resnet_config
 from kcourse.models.sentences import build_classifier
 from kcourse.models.tiny_transformer_classifier import TinyTransformerClassifier
+from kcourse.models.tiny_translator import TinyTranslator, build_translator
 from kcourse.models.unet import MeanIoU, UNet
 
-__all__ = ["MeanIoU", "TinyTransformerClassifier", "UNet", "build_classifier", "build_cnn", "build_mlp", "resnet_backbone", "resnet_config"]
+__all__ = ["MeanIoU", "TinyTransformerClassifier", "TinyTranslator", "UNet", "build_classifier", "build_cnn", "build_mlp", "build_translator", "resnet_backbone", "resnet_config"]
