@@ -72,6 +72,9 @@ CASES = [
     ("loop", ["--sentences", "100", "--steps", "5"], "5 steps of 64 need 320 training sentences, there are 80: raise --sentences or lower --steps"),
     ("blocks", ["--variants", "no-attention"], "argument --variants: invalid choice: 'no-attention'"),
     ("sequences", ["--lengths", "2"], "--lengths: 2 is not allowed: it must be at least 3"),
+    # ---- convolution
+    ("convolution", ["--digits", "0"], "--digits: 0 is not allowed"),
+    ("convolution", ["--epochs", "3"], "unrecognized arguments: --epochs 3"),
     # ---- translation
     ("translation", ["--d-model", "30", "--heads", "4"], "--d-model 30 is not divisible by --heads 4"),
     ("translation", ["--quick", "--sentence", "the capital of france is paris" + " and rome" * 15],

@@ -45,7 +45,8 @@ def shared_runs(name, lab_run):
     if name == "lectures":
         return [("zoo", lab_run("zoo", "--models", "mlp", "cnn", "conv3x3", "vgg16", "resnet18", "resnet101", "transformer")),
                 ("clip", lab_run("clip", "--quick", "--preset", "tiny", "--dataset", "ants-bees")),
-                ("sequences", lab_run("sequences", *SEQUENCES)), ("translation", lab_run("translation", "--quick"))]
+                ("sequences", lab_run("sequences", *SEQUENCES)), ("translation", lab_run("translation", "--quick")),
+                ("convolution", lab_run("convolution", "--digits", "50"))]
     return []
 
 
@@ -109,6 +110,7 @@ def _lectures(ns):
     toy = {(r["kind"], r["task"]): r["val accuracy"] for r in ns["seq_run"].rows}
     assert toy[("transformer", "first-last")] > 0.9 > 0.6 > toy[("cnn", "first-last")]  # the long-range toy
     assert ns["translation_run"].rows[0]["exact"] >= 0.8  # the encoder-decoder reads held-out sentences backwards
+    assert ns["worst"] < 1e-5  # the hand convolution is Conv2D
 
 
 def _backend_comparison(ns):
