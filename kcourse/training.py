@@ -246,3 +246,26 @@ def gradients(model, x, y, loss=None):
             value = loss(y, model(x, training=False))
         grads = tape.gradient(value, variables)
     return [keras.ops.convert_to_numpy(g) for g in grads]
+
+
+def input_gradient(function, x):
+    """d sum(function(x)) / dx as NumPy, `x` a NumPy batch and `function` keras ops on it (a model's layer, a
+    logit): what saliency maps and feature visualisation climb. Written per backend, as `gradients`."""
+    backend = keras.backend.backend()
+    x = keras.ops.convert_to_tensor(np.asarray(x, "float32"))
+    if backend == "jax":
+        import jax
+
+        grad = jax.grad(lambda z: keras.ops.sum(function(z)))(x)
+    elif backend == "torch":
+        x.requires_grad_(True)
+        keras.ops.sum(function(x)).backward()
+        grad = x.grad
+    else:
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = keras.ops.sum(function(x))
+        grad = tape.gradient(value, x)
+    return keras.ops.convert_to_numpy(grad)

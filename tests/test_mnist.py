@@ -51,6 +51,43 @@ def test_cnn_beats_mlp_with_a_quarter_of_the_weights(quick_run):
     assert rows["cnn"]["total params"] * 3 < rows["mlp"]["total params"]
 
 
+def test_the_cnn_loses_less_than_the_mlp_as_the_digits_move(quick_run):
+    """003:7 and 004:2: the test digits moved by 0 to 8 pixels."""
+    run, _ = quick_run
+    curves = run.metrics["shift"]
+    assert len(curves["cnn"]) == len(mnist.SHIFTS) and curves["cnn"][0] == pytest.approx(next(r for r in run.rows if r["model"] == "cnn")["test accuracy"])
+    drop = {name: acc[0] - acc[4] for name, acc in curves.items()}
+    assert drop["cnn"] < drop["mlp"], curves
+    images = np.zeros((1, 5, 5, 1), "float32")
+    images[0, 1, 1] = 1.0
+    moved = mnist.shifted(images, 2)
+    assert moved[0, 3, 3, 0] == 1.0 and moved.sum() == 1.0  # right and down, zeros coming in
+
+
+def test_a_feature_map_shifts_with_its_input_and_the_class_stays(quick_run):
+    """004:3: equivariance of the first convolution, invariance of the classified output."""
+    run, _ = quick_run
+    e = run.metrics["equivariance"]
+    assert e["feature map"] < 1e-5 * e["feature map scale"], e  # exact, away from the borders
+    assert e["same class"] > 0.6, e
+
+
+def test_the_inputs_dreamt_for_each_class_are_classified_as_that_class(quick_run):
+    """003:9, 004:21: gradient ascent from noise on each class's log-probability."""
+    run, _ = quick_run
+    d = run.metrics["dreams"]
+    assert d["own class"] >= 9 and d["end"] > 0.9 > 0.3 > d["start"], d
+    answer = {a["tag"]: a["answer"] for a in run.answers()}["004:21"]
+    assert f"{d['own class']} of the {d['classes']}" in answer
+
+
+def test_input_gradient_is_the_derivative_on_each_backend():
+    from kcourse.training import input_gradient
+
+    x = np.array([[1.0, -2.0, 3.0]], "float32")
+    np.testing.assert_allclose(input_gradient(lambda z: z * z, x), 2 * x)
+
+
 @pytest.mark.offline
 def test_offline_run_says_so_in_one_line(quick_run):
     _, stderr = quick_run

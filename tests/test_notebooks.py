@@ -55,6 +55,8 @@ def _tp3_mnist(ns):
     assert models["mlp"].count_params() == 101_770 and models["cnn"].count_params() == 27_830
     assert ns["accuracy"]["cnn"] > ns["accuracy"]["mlp"] > 0.7  # the quick run: the CNN passes the MLP
     assert len(ns["y_pred"]) == len(ns["data"].y_test)
+    shift = ns["shift"]
+    assert shift["cnn"][0] - shift["cnn"][4] < shift["mlp"][0] - shift["mlp"][4]  # moved digits: the CNN loses less
 
 
 def _tp3_finetune(ns):

@@ -18,6 +18,14 @@ gets config.json, one history CSV per model, metrics.json, the learning
 curves, the CNN's confusion matrix and a grid of the digits it got wrong.
 The "GPU speed-up" exercise: the summary names the device trained on and,
 when an accelerator is visible, times a few steps of the same epoch on the CPU.
+
+What a CNN is for (lectures 003-004), measured on the trained models: the
+test digits shifted by 0 to 8 pixels, each model's accuracy as the shift grows
+(shift.png); the CNN's first feature map shifting exactly with its input
+(equivariance) while its pooled, classified output changes less and less
+(invariance); its first-layer filters, the feature maps of each layer on a few
+digits, and for each class the input that most excites its logit, climbed by
+gradient ascent from noise (filters.png, feature_maps.png, dreams.png).
 """
 
 from pathlib import Path
@@ -80,6 +88,172 @@ def mlp_parameters(run):
     return f"The MLP(784, 128, 10) has {mlp['total params']:,} parameters, {agrees} the lecture's print(n) says (101770)."
 
 
+# ---------------------------------------------------------------- what a CNN is for: shifts, filters, feature maps
+SHIFTS = tuple(range(9))  # pixels, right and down
+
+
+def shifted(images, pixels):
+    """Images (N, H, W, C) moved `pixels` right and down, zeros coming in."""
+    if pixels == 0:
+        return images
+    out = np.zeros_like(images)
+    out[:, pixels:, pixels:] = images[:, :-pixels, :-pixels]
+    return out
+
+
+def accuracy_under_shift(model, data, shifts=SHIFTS):
+    """Test accuracy of `model` on the test digits shifted by each of `shifts` pixels: [accuracy, ...]."""
+    from kcourse.training import predict_classes
+
+    return [float((predict_classes(model, shifted(data.x_test, d), 256) == data.y_test).mean()) for d in shifts]
+
+
+def shift_figure(curves, shifts=SHIFTS):
+    import matplotlib.pyplot as plt
+
+    from kcourse import plots
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for name, accuracy in curves.items():
+        ax.plot(shifts, accuracy, "o-", label=name)
+    ax.set(xlabel="shift of the test digits (pixels right and down)", ylabel="test accuracy", ylim=(0, 1.02),
+           title="translation: who still recognises the digit?")
+    return plots.tidy(fig, ax)
+
+
+def layer_output(model, index):
+    """A model from the CNN's input to its layer `index`'s output (a feature map)."""
+    import keras
+
+    return keras.Model(model.inputs, model.layers[index].output)
+
+
+def equivariance(cnn, images, pixels=2):
+    """Shift the input by `pixels`: the first convolution's map shifts with it (equivariance), up to the border it
+    pads; the logits do not follow, they stay (invariance). Returns {"feature map": largest difference between
+    conv(shift(x)) and shift(conv(x)) away from the borders, "feature map scale", "logits change": relative change
+    of the logits, "same class": share of digits whose predicted class is kept}."""
+    from keras import ops
+
+    conv = layer_output(cnn, 0)
+    a, b = ops.convert_to_numpy(conv(images)), ops.convert_to_numpy(conv(shifted(images, pixels)))
+    k = cnn.layers[0].kernel_size[0]
+    inner = slice(pixels + k, -k)  # away from the zeros shifted in and from the padded border
+    moved = shifted(a, pixels)
+    logits, logits_moved = (ops.convert_to_numpy(cnn(x, training=False)) for x in (images, shifted(images, pixels)))
+    return {"pixels": pixels, "feature map": float(np.abs(b[:, inner, inner] - moved[:, inner, inner]).max()),
+            "feature map scale": float(np.abs(a).max()),
+            "logits change": float(np.linalg.norm(logits_moved - logits) / np.linalg.norm(logits)),
+            "same class": float((logits_moved.argmax(1) == logits.argmax(1)).mean())}
+
+
+def dreams(cnn, steps=60, rate=0.05, seed=0):
+    """For each class, the input that most excites it: gradient ascent from faint noise on the class's
+    log-probability (its logit against the others'), kept in [0, 1] (feature visualisation). Returns the images
+    (C, 28, 28, 1), each one's probability of its class at the start and at the end, and the class the CNN gives it."""
+    from keras import ops
+
+    from kcourse.training import input_gradient
+
+    classes = cnn.outputs[0].shape[-1]
+    x = np.random.default_rng(seed).uniform(0, 0.1, (classes, *cnn.inputs[0].shape[1:])).astype("float32")
+    pick = ops.convert_to_tensor(np.eye(classes, dtype="float32"))  # row c selects class c
+
+    def own_log_probability(z):
+        return ops.log_softmax(cnn(z, training=False), axis=-1) * pick
+
+    def probabilities(z):
+        return ops.convert_to_numpy(ops.softmax(cnn(z, training=False), axis=-1))
+
+    start = np.diag(probabilities(x))
+    for _ in range(steps):
+        g = input_gradient(own_log_probability, x)
+        x = np.clip(x + rate * g / (np.abs(g).max(axis=(1, 2, 3), keepdims=True) + 1e-8), 0.0, 1.0).astype("float32")
+    end = probabilities(x)
+    return x, start, np.diag(end), end.argmax(1)
+
+
+def filters_figure(cnn):
+    """The first convolution's filters, one 5x5 image each."""
+    kernel = cnn.layers[0].get_weights()[0]  # (k, k, 1, C)
+    from kcourse import plots
+
+    return plots.image_grid(np.moveaxis(kernel[:, :, 0, :], -1, 0)[..., None], [f"filter {c}" for c in range(kernel.shape[-1])], cmap="RdBu_r")
+
+
+def feature_maps_figure(cnn, images):
+    """Each digit, then each layer's feature maps (after the ReLU), channels side by side."""
+    import matplotlib.pyplot as plt
+    from keras import ops
+
+    relus = [i for i, layer in enumerate(cnn.layers) if type(layer).__name__ == "ReLU"]
+    maps = [ops.convert_to_numpy(layer_output(cnn, i)(images)) for i in relus]
+    channels = maps[0].shape[-1]
+    fig, axes = plt.subplots(len(images) * len(maps), channels + 1, figsize=(channels + 1, 1.1 * len(images) * len(maps)))
+    for n in range(len(images)):
+        for m, fmap in enumerate(maps):
+            row = axes[n * len(maps) + m]
+            if m == 0:
+                row[0].imshow(images[n, :, :, 0], cmap="gray")
+                row[0].set_title("digit", fontsize=7)
+            for c in range(channels):
+                row[c + 1].imshow(fmap[n, :, :, c], cmap="magma")
+                row[c + 1].set_title(f"layer {m + 1} ch {c}" if n == 0 else "", fontsize=6)
+            for ax in row:
+                ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def activity(cnn, images):
+    """The share of active units (ReLU > 0) in each layer's feature maps, on `images`."""
+    from keras import ops
+
+    relus = [i for i, layer in enumerate(cnn.layers) if type(layer).__name__ == "ReLU"]
+    return [float((ops.convert_to_numpy(layer_output(cnn, i)(images)) > 0).mean()) for i in relus]
+
+
+def translation_invariance(run):
+    curves = run.metrics.get("shift")
+    if not curves or len(curves) < 2:
+        return None
+    last = SHIFTS[-1]
+    parts = [f"{name} {acc[0]:.3f} unshifted, {acc[4]:.3f} at 4 pixels, {acc[-1]:.3f} at {last}" for name, acc in curves.items()]
+    drop = {name: acc[0] - acc[4] for name, acc in curves.items()}
+    better = min(drop, key=drop.get)
+    return (f"Test accuracy as the digits move right and down (shift.png): {'; '.join(parts)}. Within 4 pixels the "
+            f"{better} loses least ({drop[better]:.3f} against {max(drop.values()):.3f}): a convolution's weights are "
+            f"shared across places and pooling forgets small moves, while each of the MLP's weights belongs to one pixel. "
+            f"({DATA_NOTE.get(run.metrics['data'], run.metrics['data'])}.)")
+
+
+DATA_NOTE = {"digits": "offline, on scikit-learn's digits placed at random in their frames: both models saw moves in training",
+             "mnist": "on MNIST, whose digits are centred: neither model saw a moved digit in training"}
+
+
+def equivariant_and_invariant(run):
+    e = run.metrics.get("equivariance")
+    if e is None:
+        return None
+    return (f"Shift the input {e['pixels']} pixels: the first convolution's map shifts with it, equal to the shifted map "
+            f"within {e['feature map']:.1e} away from the borders (its values reach {e['feature map scale']:.2f}): "
+            f"equivariance. The logits, after two poolings and the dense layers, change by {e['logits change']:.0%} and "
+            f"the predicted class stays for {e['same class']:.0%} of the digits: invariance, bought by pooling.")
+
+
+def what_filters_learn(run):
+    d = run.metrics.get("dreams")
+    if d is None:
+        return None
+    active = run.metrics["activity"]
+    return (f"The first layer's {d['filters']} filters are 5x5 detectors of local patterns (filters.png); each output "
+            f"channel is one detector, applied at every place (feature_maps.png): {active[0]:.0%} of the first layer's "
+            f"units are active on the test digits, {active[1]:.0%} of the second's. Climbing each class's log-probability "
+            f"from faint noise (dreams.png) takes its probability from {d['start']:.2f} to {d['end']:.2f} on average, and "
+            f"the CNN calls {d['own class']} of the {d['classes']} images it dreamt by their own class: strokes placed "
+            f"where the class's digits have them, the later layers' detectors made of the first ones'.")
+
+
 def _shape(shape):
     return "(" + ", ".join("B" if d is None else str(d) for d in shape) + ")"
 
@@ -93,6 +267,18 @@ HANDOUT = (
          mlp_parameters, "kcourse.models.build_mlp", needs="--models mlp"),
     Item("003:11", "MNIST : [B, 1, 28, 28] → [B, 10]", "The MNIST CNN's input and output shapes.",
          vanilla_cnn, "kcourse.models.build_cnn", needs="--models cnn"),
+    Item("003:7", "MLP vs CNN : invariance à la translation, localité", "Translation: the MLP against the CNN as the digits move.",
+         translation_invariance, "kcourse.tasks.mnist.accuracy_under_shift", needs="--models mlp cnn"),
+    Item("004:2", "Inconvénients du MLP : ... pas d'invariance par translation", "The MLP's drawback: no invariance to translation.",
+         translation_invariance, "kcourse.tasks.mnist.accuracy_under_shift", needs="--models mlp cnn"),
+    Item("004:3", "Invariance vs équivariance", "Equivariance of a feature map, invariance of the output.",
+         equivariant_and_invariant, "kcourse.tasks.mnist.equivariance", needs="--models cnn"),
+    Item("003:9", "Les couches apprennent des bords -> des objets", "What the layers learn: strokes, then digits.",
+         what_filters_learn, "kcourse.tasks.mnist.dreams", needs="--models cnn"),
+    Item("004:5", "Les filtres comme détecteurs ; canaux de sortie", "Filters as detectors, one per output channel.",
+         what_filters_learn, "kcourse.tasks.mnist.feature_maps_figure", needs="--models cnn"),
+    Item("004:21", "Visualisation des features", "Feature visualisation: the input that most excites a unit.",
+         what_filters_learn, "kcourse.tasks.mnist.dreams", needs="--models cnn"),
 )
 
 
@@ -129,6 +315,23 @@ def run_lab(args):
                 f"confusion_{shown}")
     wrong = np.flatnonzero(y_pred != data.y_test)[:32]
     run.savefig(plots.image_grid(data.x_test[wrong], [f"{data.y_test[i]} -> {y_pred[i]}" for i in wrong]), f"misclassified_{shown}")
+
+    # what a CNN is for: translation, then what its filters learn
+    curves = {name: accuracy_under_shift(run.fitted[name].model, data) for name in args.models}
+    run.savefig(shift_figure(curves), "shift")
+    run.save_metrics(shift=curves, data=data.name)
+    print("\naccuracy as the test digits shift by " + ", ".join(map(str, SHIFTS)) + " pixels: " +
+          "; ".join(f"{name} " + " ".join(f"{a:.2f}" for a in acc) for name, acc in curves.items()))
+    if "cnn" in args.models:
+        cnn, sample = run.fitted["cnn"].model, data.x_test[:500]
+        run.save_metrics(equivariance=equivariance(cnn, sample), activity=activity(cnn, sample))
+        images, start, end, said = dreams(cnn, seed=args.seed)
+        run.save_metrics(dreams={"classes": len(images), "filters": cnn.layers[0].filters, "start": float(start.mean()),
+                                 "end": float(end.mean()), "own class": int((said == np.arange(len(images))).sum())})
+        run.savefig(filters_figure(cnn), "filters")
+        run.savefig(feature_maps_figure(cnn, data.x_test[:3]), "feature_maps")
+        run.savefig(plots.image_grid(images, [f"class {c}: said {s}" for c, s in enumerate(said)]), "dreams")
+        run.outputs.update(dreams=images)
     return run.finish(f"MNIST: MLP vs CNN ({data.name})", handout=HANDOUT)
 
 
