@@ -264,3 +264,14 @@ def test_offline_run_says_what_it_could_not_have_and_keeps_the_frozen_backbone_b
     assert all(np.array_equal(a, b) for a, b in zip(frozen.get_weights(), run.outputs["start"]))
     scores = finetune.evaluate(run.fitted["scratch"].model, run.outputs["data"])
     assert set(scores) == {"val accuracy", "macro F1"} and scores["val accuracy"] == run.rows[1]["val accuracy"]
+
+
+def test_the_slides_snippet_trains_nothing_and_freezing_the_backbone_alone_trains_the_head(quick_run):
+    """004:25: `model.fc.requires_grad = True` after freezing every parameter leaves the new head frozen too."""
+    found = quick_run.run.metrics["slide snippet"]
+    torch_half, keras_half = found["torch"], found["keras"]
+    assert torch_half["as written"] == 0 and torch_half["fixed"] == torch_half["head"] == 8 * 10 + 10
+    assert keras_half["as the slide"] == 0  # Keras too: the model's own flag gates the head's
+    assert keras_half["right"] == keras_half["head"] == 8 * 10 + 10 < keras_half["total"]  # the backbone frozen alone
+    answers = {a["tag"]: a["answer"] for a in quick_run.run.answers()}
+    assert "0 trainable parameters" in answers["004:25"] and "No accelerator was found" in answers["000:7"]

@@ -232,6 +232,72 @@ def fine_tuned_frozen_scratch(run):
     return f"Val accuracy: {parts}; {best['model']} wins{random}."
 
 
+def slide_in_keras(classes=10):
+    """The lecture's slide in Keras on a small model of the same shape, twice. As the slide orders it:
+    `model.trainable = False`, then `head.trainable = True`; a model's flag gates its layers' weights, so nothing
+    trains here either. Done right: `backbone.trainable = False`, the head left alone.
+    Returns {"as the slide", "right", "head", "total"}: trainable parameters of each."""
+    import keras
+
+    from kcourse import parameters
+
+    def small_model():
+        backbone = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(8, 3, activation="relu"),
+                                     keras.layers.GlobalAveragePooling2D()], name="backbone")
+        head = keras.layers.Dense(classes, name="fc")
+        return keras.Sequential([backbone, head]), backbone, head
+
+    model, _, head = small_model()
+    model.trainable = False  # every layer frozen, the model's own flag with them
+    head.trainable = True  # the last layer: but the model's flag still gates it
+    as_the_slide = parameters.trainable(model)
+    model, backbone, head = small_model()
+    backbone.trainable = False  # only what is to stay fixed
+    return {"as the slide": as_the_slide, "right": parameters.trainable(model), "head": head.count_params(),
+            "total": model.count_params()}
+
+
+def the_slides_snippet():
+    """004:25 measured: the slide's lines in native PyTorch (kcourse.native.snippet) and in Keras; torch is optional
+    outside the backend comparison, so its half may be missing."""
+    try:
+        from kcourse.native.snippet import the_slide
+    except ImportError:
+        torch_half = None
+    else:
+        torch_half = the_slide()
+    return {"torch": torch_half, "keras": slide_in_keras()}
+
+
+def requires_grad_bug(run):
+    found = run.metrics.get("slide snippet")
+    if found is None:
+        return None
+    keras_half, torch_half = found["keras"], found["torch"]
+    text_ = ""
+    if torch_half:
+        text_ = (f"As written, on a small model with a ResNet's fc (no weights downloaded): {torch_half['as written']:,} "
+                 f"trainable parameters of {torch_half['total']:,}: `model.fc.requires_grad = True` sets an attribute on "
+                 f"the module that no parameter reads, so the new head stays frozen with the rest and nothing trains; "
+                 f"`model.fc.requires_grad_(True)` makes its {torch_half['fixed']:,} trainable. ")
+    return text_ + (f"Keras has the same trap: `model.trainable = False` then `head.trainable = True` leaves "
+                    f"{keras_half['as the slide']:,} trainable of {keras_half['total']:,}, since a model's flag gates its "
+                    f"layers; freezing the backbone alone (`backbone.trainable = False`) leaves the head's "
+                    f"{keras_half['right']:,}, as the fine-tuning here does (finetune.freeze).")
+
+
+def gpu_speed_up(run):
+    timed = [r for r in run.rows if r.get("speed-up vs CPU")]
+    if timed:
+        r = timed[0]
+        return (f"On {r['device']}, {r['model']} takes {r['s / epoch']:.2f} s an epoch, {r['speed-up vs CPU']:.1f}x faster "
+                f"than the same epoch on the CPU (the course found 20x).")
+    r = run.rows[0]
+    return (f"No accelerator was found here ({r['device']}): {r['model']} takes {r['s / epoch']:.2f} s an epoch on the CPU "
+            f"at {run.config['image_size']} px, batch {run.config['batch_size']}. The course's 20x needs a GPU: run the lab "
+            f"on one (Colab) and the summary times the same epoch on the CPU beside it.")
+
+
 def frozen_trains_the_head(run):
     frozen = run.row("frozen")
     if frozen is None:
@@ -254,6 +320,11 @@ HANDOUT = (
     Item("004:24", "On change la tête dense du réseau ; on fixe tous les paramètres sauf cette nouvelle tête",
          "A new dense head, every other parameter frozen.", frozen_trains_the_head, "kcourse.tasks.finetune.freeze",
          needs="--models frozen"),
+    Item("004:25", "for param in model.parameters(): param.requires_grad = False ; model.fc.requires_grad = True",
+         "The slide's fine-tuning snippet: does its new head train?", requires_grad_bug,
+         "kcourse.native.snippet.the_slide"),
+    Item("000:7", "Passage de la descente de gradient sur GPU (II.C) → speed-up 20x", "The GPU speed-up (II.C).",
+         gpu_speed_up, "kcourse.training.cpu_epoch_seconds"),
     Item("004:22", "Modèles pré-entraînés sur ImageNet : point de départ pour de nouvelles tâches, classes, données",
          "A model pretrained on ImageNet as the starting point.", the_new_head, "kcourse.tasks.finetune.load_backbone"),
 )
@@ -295,6 +366,7 @@ def run_lab(args):
                              "shown": 2 * len(data.class_names)},
                      head={"classes": len(data.class_names), "features": features,
                            "parameters": features * len(data.class_names) + len(data.class_names)})
+    run.save_metrics(**{"slide snippet": the_slides_snippet()})
     run.outputs.update(data=data, backbone=backbone, start=start, weights=weights)
     print(f"{data!r}\nbackbone {args.preset} ({weights} weights)")
 
