@@ -75,6 +75,8 @@ CASES = [
     # ---- convolution
     ("convolution", ["--digits", "0"], "--digits: 0 is not allowed"),
     ("convolution", ["--epochs", "3"], "unrecognized arguments: --epochs 3"),
+    # ---- degradation
+    ("degradation", ["--depths", "7"], "--depths 7: the convolutions come in pairs"),
     # ---- translation
     ("translation", ["--d-model", "30", "--heads", "4"], "--d-model 30 is not divisible by --heads 4"),
     ("translation", ["--quick", "--sentence", "the capital of france is paris" + " and rome" * 15],

@@ -89,7 +89,7 @@ EVERY_LAB = textwrap.dedent("""
     def refuse(*args, **kwargs):  # as the suite's conftest: the labs fall back to their embedded data
         raise ConnectionRefusedError("tests must not reach the network")
     socket.socket.connect = socket.socket.connect_ex = socket.create_connection = socket.getaddrinfo = refuse
-    from kcourse.tasks import attention, blocks, fcn, finetune, loop, mnist, sequences, transformer, translation, unet, vit, word2vec
+    from kcourse.tasks import attention, blocks, degradation, fcn, finetune, loop, mnist, sequences, transformer, translation, unet, vit, word2vec
     from kcourse import system
     out = sys.argv[1]
     # a two-stack ResNet: ResNet18 stalls XLA's CPU collectives with 8 virtual devices on 2 cores (a thread per device)
@@ -107,11 +107,12 @@ EVERY_LAB = textwrap.dedent("""
              "blocks": ["--sentences", "300", "--d-model", "16", "--depths", "1", "--variants", "block"],
              "sequences": ["--train-size", "200", "--tasks", "first-last", "--models", "cnn", "transformer"],
              "word2vec": ["--sentences", "300", "--batch-size", "256"], "translation": ["--sentences", "300"],
+             "degradation": ["--train-size", "200", "--depths", "2"],
              "unet": ["--batch-size", "8", "--train-size", "32", "--test-size", "16", "--models", "image-labels"],  # + its CAMs
              "finetune": ["--batch-size", "8", "--preset", f"{out}/tiny_resnet"], "vit": ["--batch-size", "8", "--augment", "light"]}
     done = {}
     for name, lab in (("mnist", mnist), ("fcn", fcn), ("transformer", transformer), ("attention", attention), ("loop", loop),
-                      ("blocks", blocks), ("sequences", sequences), ("translation", translation), ("word2vec", word2vec), ("unet", unet),
+                      ("blocks", blocks), ("sequences", sequences), ("translation", translation), ("degradation", degradation), ("word2vec", word2vec), ("unet", unet),
                       ("finetune", finetune), ("vit", vit)):
         start = time.perf_counter()
         epochs = [] if name == "loop" else ["--epochs", "1"]  # the loop counts steps
@@ -129,7 +130,7 @@ def test_every_lab_that_trains_runs_on_8_devices(jax_only, tmp_path):
     assert done.returncode == 0, (finished, done.stderr[-1500:])
     assert "data-parallel over 8 devices" in done.stdout
     result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
-    labs = ("mnist", "fcn", "transformer", "attention", "loop", "blocks", "sequences", "translation", "word2vec", "unet", "finetune", "vit")
+    labs = ("mnist", "fcn", "transformer", "attention", "loop", "blocks", "sequences", "translation", "degradation", "word2vec", "unet", "finetune", "vit")
     assert result == {lab: 8 for lab in labs}
 
 

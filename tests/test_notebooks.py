@@ -46,7 +46,7 @@ def shared_runs(name, lab_run):
         return [("zoo", lab_run("zoo", "--models", "mlp", "cnn", "conv3x3", "vgg16", "resnet18", "resnet101", "transformer")),
                 ("clip", lab_run("clip", "--quick", "--preset", "tiny", "--dataset", "ants-bees")),
                 ("sequences", lab_run("sequences", *SEQUENCES)), ("translation", lab_run("translation", "--quick")),
-                ("convolution", lab_run("convolution", "--digits", "50"))]
+                ("convolution", lab_run("convolution", "--digits", "50")), ("degradation", lab_run("degradation", "--quick"))]
     return []
 
 
@@ -113,6 +113,8 @@ def _lectures(ns):
     assert toy[("transformer", "first-last")] > 0.9 > 0.6 > toy[("cnn", "first-last")]  # the long-range toy
     assert ns["translation_run"].rows[0]["exact"] >= 0.8  # the encoder-decoder reads held-out sentences backwards
     assert ns["worst"] < 1e-5  # the hand convolution is Conv2D
+    losses = {r["model"]: r["train loss"] for r in ns["deg_run"].rows}
+    assert losses["plain-20"] > losses["plain-8"] and losses["plain-20"] > losses["residual-20"]  # degradation
 
 
 def _backend_comparison(ns):
