@@ -166,3 +166,29 @@ def test_a_cnn_given_back_is_loaded_and_says_so(quick_run, tmp_path, capsys):
     with open(run.file("summary.csv")) as f:
         (row,) = list(csv.DictReader(f))
     assert row["loaded from"] == str(quick_run.file("cnn.keras")) and row["test accuracy"] == str(quick_run.rows[0]["test accuracy"])
+
+
+def test_sliding_the_classifier_costs_far_more_than_one_fcn_pass_and_mostly_names_the_same_class(quick_run):
+    """004:17: every 28x28 window through the classifier against one FCN pass, on the FCN's output grid."""
+    s = quick_run.metrics["sliding against fcn"]
+    assert s["windows"] == 44 * 69 and s["reach"] == 6  # a 200x300 canvas, 4 px apart; a 40 px field, 6 px beyond
+    assert s["sliding MACs"] > 10 * s["fcn MACs"], s  # overlapping windows share their convolutions in one pass
+    assert s["same class"] > 0.5, s
+    assert s["largest difference"] > 1e-2  # not equal: the 'same' paddings read the neighbours
+    if s["blank after conv 1"] == 0:  # blank paper stays 0 after conv 1: equal where the padded band is blank
+        assert s["blank around"] > 0.2 and s["difference there"] < 1e-4, s
+
+
+def test_a_global_pooling_head_classifies_digits_in_images_of_any_size_with_a_background_class(quick_run, cnn):
+    """004:19: the FCN with a global max-pooling of its class maps, on digits framed in 42x42 and 56x56 images."""
+    from kcourse.tasks import fcn
+
+    sizes = quick_run.metrics["any size"]
+    cnn_row = next(r for r in quick_run.rows if r["model"] == "cnn")
+    assert sizes["cnn"]["28"] == pytest.approx(cnn_row["test accuracy"], abs=0.02)  # on 28x28, the classifier itself
+    assert sizes["background"]["84"] > 0.6 and sizes["background"]["84"] > sizes["cnn"]["84"] + 0.1, sizes  # any size,
+    # once the maps can say "background"; without, blank places fire and a larger image has more of them
+    head = fcn.global_pooling_classifier(cnn[1])
+    assert head(np.zeros((2, 64, 80, 1), "float32")).shape == (2, 10)
+    framed = fcn.framed(np.ones((3, 28, 28, 1), "float32"), 40)
+    assert framed.shape == (3, 40, 40, 1) and (framed.sum(axis=(1, 2, 3)) == 28 * 28).all()

@@ -81,6 +81,18 @@ def test_the_inputs_dreamt_for_each_class_are_classified_as_that_class(quick_run
     assert f"{d['own class']} of the {d['classes']}" in answer
 
 
+def test_fit_takes_the_lectures_dataloader_and_keras_own_pipelines_on_every_backend(quick_run):
+    """003:5: arrays, a PyDataset with workers, tf.data and torch's DataLoader, each fed to the same CNN's fit."""
+    run, _ = quick_run
+    timed = run.metrics["feeds"]
+    assert set(timed["seconds"]) == set(mnist.FEEDS) and all(s > 0 for s in timed["seconds"].values())
+    x, y = np.zeros((70, 28, 28, 1), "float32"), np.arange(70) % 10
+    made = mnist.feeds(x, y)
+    first = made["PyDataset"][0][0][0]
+    assert first[0].shape == (32, 28, 28, 1) and len(made["PyDataset"][0][0]) == 3  # batches of 32: 32, 32, 6
+    assert len(made["torch DataLoader"][0][0]) == 3 and "shuffle" in made["arrays"][1]
+
+
 def test_input_gradient_is_the_derivative_on_each_backend():
     from kcourse.training import input_gradient
 

@@ -22,6 +22,11 @@ classifier's logits exactly; on a larger image, a map of logits, one every
   threshold with non-maximum suppression; precision and recall against the
   placed digits (a detection is right when its class matches and its centre
   lies within --tolerance pixels of a placed digit's centre).
+- Sliding window against one pass (lecture 004): the classifier run on every
+  28x28 window of a canvas, 4 px apart, against the FCN's single pass: time,
+  multiply-adds, and where their outputs agree. And a global max-pooling on
+  the FCN's class maps: one decision for a digit anywhere in an image of any
+  size, which the classifier (its Flatten expects 7x7x10) cannot take.
 - The background problem: the CNN learnt centred digits on a blank frame and
   must always name a digit, so on empty paper and on half digits its map
   fires too. The course's remedy, compared as a second variant: an 11th
@@ -374,7 +379,124 @@ def evaluate(model, data):
     return {"test accuracy": float((predict_classes(model, data.x_test, 256) == data.y_test).mean())}
 
 
+# ---------------------------------------------------------------- sliding window against one pass; any size
+def sliding_window(classifier, canvas, jump):
+    """The classifier on every 28x28 window of the canvas, `jump` pixels apart (the FCN's output grid): logits
+    (H', W', classes)."""
+    from kcourse.training import predict
+
+    rows, cols = ((n - DIGIT) // jump + 1 for n in canvas.shape[:2])
+    windows = np.stack([canvas[i * jump : i * jump + DIGIT, j * jump : j * jump + DIGIT] for i in range(rows) for j in range(cols)])
+    return predict(classifier, windows, 256).reshape(rows, cols, -1)
+
+
+def fcn_macs(fcn, height, width):
+    """Multiply-adds of one FCN pass over a height x width image: each convolution's kernel times its output places."""
+    from kcourse import receptive_field
+
+    sizes = {r["layer"]: r["output size"] for r in receptive_field.receptive_fields(fcn, (height, width))}
+    return sum(int(np.prod(layer.kernel.shape)) * sizes[layer.name][0] * sizes[layer.name][1]
+               for layer in fcn.layers if hasattr(layer, "kernel"))
+
+
+def sliding_against_fcn(classifier, fcn, canvas, field, jump):
+    """Both ways of scoring every place of a canvas: {"windows", "sliding s", "fcn s", "sliding MACs", "fcn MACs",
+    "largest difference" of the logits, "same class": the share of places where both name the same class,
+    "blank around": the share of places where the field is blank around the window's core (the band `reach` px
+    either side of the window's edge, where the paddings differ),
+    "difference there", "blank after conv 1": what blank paper becomes after the first convolution, its ReLU'd bias}."""
+    import time
+
+    from kcourse import flops
+    from kcourse.training import predict
+
+    sliding_window(classifier, canvas[: DIGIT + jump, : DIGIT + jump], jump)  # warm both up: compile, not timed
+    predict(fcn, canvas[None], batch_size=1)
+    start = time.perf_counter()
+    slid = sliding_window(classifier, canvas, jump)
+    sliding_s = time.perf_counter() - start
+    start = time.perf_counter()
+    maps = predict(fcn, canvas[None], batch_size=1)[0]
+    fcn_s = time.perf_counter() - start
+    difference = np.abs(slid - maps).max(-1)  # (H', W')
+    reach = (field - DIGIT) // 2  # what the FCN reads beyond the window, through its 'same' paddings
+    blank = np.zeros(difference.shape, bool)
+    for i, j in np.ndindex(*difference.shape):
+        top, left = i * jump, j * jump
+        around = canvas[max(top - reach, 0) : top + DIGIT + reach, max(left - reach, 0) : left + DIGIT + reach].sum()
+        blank[i, j] = around == canvas[top + reach : top + DIGIT - reach, left + reach : left + DIGIT - reach].sum()
+    return {"windows": int(difference.size), "sliding s": sliding_s, "fcn s": fcn_s,
+            "sliding MACs": int(difference.size) * flops.count_macs(classifier), "fcn MACs": fcn_macs(fcn, *canvas.shape[:2]),
+            "largest difference": float(difference.max()), "blank around": float(blank.mean()),
+            "same class": float((slid.argmax(-1) == maps.argmax(-1)).mean()),
+            "blank after conv 1": float(np.maximum(classifier.layers[0].get_weights()[1], 0).max()),
+            "difference there": float(difference[blank].max()) if blank.any() else None, "reach": reach}
+
+
+def global_pooling_classifier(fcn, digits=10):
+    """The FCN with a global max-pooling: each digit's largest probability over the places, one decision for an
+    image of any size (B, digits); a background class, if the FCN has one, takes its share of each place's softmax."""
+    import keras
+
+    probabilities = keras.ops.softmax(fcn.outputs[0], axis=-1)[..., :digits]  # (B, H', W', digits)
+    return keras.Model(fcn.inputs, keras.layers.GlobalMaxPooling2D()(probabilities), name=f"{fcn.name}_global")
+
+
+def framed(images, side, seed=0):
+    """Each 28x28 digit placed at a random place of a blank side x side frame (N, side, side, 1)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((len(images), side, side, images.shape[-1]), images.dtype)
+    for k, (i, j) in enumerate(rng.integers(0, side - DIGIT + 1, (len(images), 2))):
+        out[k, i : i + DIGIT, j : j + DIGIT] = images[k]
+    return out
+
+
+def any_size_accuracy(fcn, data, sides=(28, 42, 56, 84), n=1000, seed=0):
+    """{side: accuracy} of the FCN with a global max-pooling on test digits framed at random in side x side images."""
+    from kcourse.training import predict_classes
+
+    head, x, y = global_pooling_classifier(fcn), data.x_test[:n], data.y_test[:n]
+    return {side: float((predict_classes(head, framed(x, side, seed), 64) == y).mean()) for side in sides}
+
+
 # ---------------------------------------------------------------- the handout's questions, answered by the run
+def sliding_window_against_fcn(run):
+    s = run.metrics.get("sliding against fcn")
+    if s is None:
+        return None
+    h, w = run.config["canvas"]
+    there = ""
+    if s["difference there"] is not None:
+        there = (f"; at the {s['blank around']:.0%} of the places where the paper is blank {s['reach']} px either side "
+                 f"of the window's edge, by {s['difference there']:.1e}")
+    return (f"Every 28x28 window of a {h}x{w} canvas, {run.metrics[run.rows[0]['model']]['jump']} px apart: "
+            f"{s['windows']:,} windows through the classifier, {s['sliding MACs'] / 1e6:,.0f} M multiply-adds and "
+            f"{s['sliding s']:.2f} s; the FCN in one pass: {s['fcn MACs'] / 1e6:,.0f} M and {s['fcn s']:.3f} s, "
+            f"{s['sliding MACs'] / s['fcn MACs']:.0f}x fewer multiply-adds (overlapping windows share their convolutions). "
+            f"They name the same class at {s['same class']:.0%} of the places; their logits differ by up to "
+            f"{s['largest difference']:.2f}{there}: the FCN's 'same' paddings read what lies around the window, where "
+            f"the lone window was padded with zeros"
+            + (f", and blank paper is not zero after the first convolution (its ReLU'd bias reaches "
+               f"{s['blank after conv 1']:.2f})" if s["blank after conv 1"] > 0 else "") + ".")
+
+
+def global_pooling(run):
+    sizes = run.metrics.get("any size")
+    if not sizes:
+        return None
+    parts = "; ".join(f"{name}: " + ", ".join(f"{acc:.3f} on {side}x{side}" for side, acc in by_side.items())
+                      for name, by_side in sizes.items())
+    text_ = (f"A global max-pooling of the FCN's class probabilities makes one decision for a digit placed at random in "
+             f"a blank image of any size, which the classifier (its Flatten reads 7x7x10) cannot take: accuracy {parts}.")
+    if "cnn" in sizes and "background" in sizes:
+        largest = max(sizes["cnn"], key=int)
+        text_ += (f" Without a background class the maps fire on blank paper and on parts of the digit, and a larger "
+                  f"image has more such places ({sizes['cnn'][largest]:.3f} at {largest}x{largest}); with one, the pooled "
+                  f"decision holds ({sizes['background'][largest]:.3f}): the 7x7 conversion gives the map, the pooling the "
+                  f"final decision.")
+    return text_
+
+
 def dense_as_convolutions(run):
     row = run.row("cnn") or run.rows[0]
     return (f"Flatten + Dense(50) become a 7x7 'valid' convolution and Dense(10) a 1x1 one, holding the same weights and "
@@ -416,6 +538,10 @@ HANDOUT = (
          activation_map_then_max, "kcourse.tasks.fcn.localise"),
     Item("004:10", "Champ réceptif : nombre de pixels d'entrée dont dépend une valeur en profondeur",
          "The receptive field of an output.", field_of_an_output, "kcourse.receptive_field.receptive_fields"),
+    Item("004:17", "Grandes images : fenêtre glissante naïve vs convolution", "Sliding window against the FCN: cost and "
+         "outputs.", sliding_window_against_fcn, "kcourse.tasks.fcn.sliding_against_fcn"),
+    Item("004:19", "Pooling global pour la décision finale", "Global pooling for the final decision, on images of any size.",
+         global_pooling, "kcourse.tasks.fcn.any_size_accuracy"),
     Item("002:6", "De revenir sur les couches de convolutions → notion de FCN", "The FCN, and the background it must learn.",
          background_class, "kcourse.tasks.fcn.with_background", needs="--models cnn background"),
 )
@@ -477,7 +603,10 @@ def run_lab(args):
                   f"(gradient probe: {probe['field'][0]}x{probe['field'][1]}); FCN vs classifier on 28x28: max |diff| {difference:.1e}")
             run.save_table("receptive_fields", rows)
             run.outputs.update(fields=rows, field=field, jump=jump, centre=centre, probe=probe)
+            run.save_metrics(**{"sliding against fcn": sliding_against_fcn(fitted.model, converted, canvases[0][0], field, jump)})
 
+        sizes = {str(side): acc for side, acc in any_size_accuracy(converted, data, seed=args.seed).items()}
+        run.save_metrics(**{"any size": {**run.metrics.get("any size", {}), name: sizes}})
         figures, results = localise(converted, canvases, args.threshold, args.tolerance)
         run.outputs["fcns"][name], run.outputs["localised"][name] = converted, results
         run.savefig(plot_localisation(results[0], centre, jump, name), f"localisation_{name}")

@@ -213,6 +213,80 @@ def activity(cnn, images):
     return [float((ops.convert_to_numpy(layer_output(cnn, i)(images)) > 0).mean()) for i in relus]
 
 
+# ---------------------------------------------------------------- feeding the model: the lecture's DataLoader
+FEEDS = ("arrays", "PyDataset", "tf.data", "torch DataLoader")
+
+
+def feeds(x, y, batch_size=32, workers=2, seed=0):
+    """The same digits as each input pipeline `fit` takes, batch 32 and shuffled: {name: (data, fit options)}.
+
+    arrays: NumPy arrays, Keras batches and shuffles them; PyDataset: a
+    `keras.utils.PyDataset` read by `workers` threads; tf.data: from_tensor_slices, shuffle, batch, prefetch;
+    torch DataLoader: the lecture's own (batch 32, shuffle=True), which Keras 3 fits on any backend, with
+    num_workers=0: its workers are forked processes, and forking a process that runs jax's or tensorflow's threads
+    can deadlock. A pipeline whose library is missing is left out.
+    """
+    import keras
+
+    class Digits(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=workers)
+            self.order = np.random.default_rng(seed).permutation(len(x))
+
+        def __len__(self):
+            return -(-len(x) // batch_size)
+
+        def __getitem__(self, i):
+            take = self.order[i * batch_size : (i + 1) * batch_size]
+            return x[take], y[take]
+
+        def on_epoch_end(self):
+            np.random.default_rng(seed).shuffle(self.order)
+
+    made = {"arrays": ((x, y), {"batch_size": batch_size, "shuffle": True}), "PyDataset": ((Digits(),), {})}
+    try:
+        import tensorflow as tf
+    except ImportError:
+        pass
+    else:
+        made["tf.data"] = ((tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).batch(batch_size)
+                            .prefetch(tf.data.AUTOTUNE),), {})
+    try:
+        import torch
+        from torch.utils.data import DataLoader, TensorDataset
+    except ImportError:
+        pass
+    else:
+        made["torch DataLoader"] = ((DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y.astype("int64"))),
+                                                batch_size=batch_size, shuffle=True, num_workers=0),), {})
+    return made
+
+
+def time_feeds(x, y, learning_rate=1e-3, epochs=2, seed=0):
+    """Seconds per steady epoch of a fresh CNN fed by each pipeline of `feeds`: {name: seconds}."""
+    from kcourse.training import EpochTimer, set_seed
+
+    seconds = {}
+    for name, (data, options) in feeds(x, y, seed=seed).items():
+        set_seed(seed)
+        timer = EpochTimer()
+        build_model("cnn", learning_rate).fit(*data, epochs=epochs, verbose=0, callbacks=[timer], **options)
+        seconds[name] = timer.steady
+    return seconds
+
+
+def data_loaders(run):
+    timed = run.metrics.get("feeds")
+    if not timed:
+        return None
+    fastest = min(timed["seconds"], key=timed["seconds"].get)
+    parts = ", ".join(f"{name} {s:.2f} s" for name, s in timed["seconds"].items())
+    return (f"The CNN on {timed['digits']:,} digits, batches of 32, shuffled, one steady epoch fed by each: {parts}; "
+            f"{fastest} is the fastest here. Keras 3's fit takes them all on every backend, the lecture's torch "
+            f"DataLoader (batch_size=32, shuffle=True) included, its num_workers at 0 (forked workers and jax's or "
+            f"tensorflow's threads can deadlock); the PyDataset reads with 2 threads.")
+
+
 def translation_invariance(run):
     curves = run.metrics.get("shift")
     if not curves or len(curves) < 2:
@@ -267,6 +341,8 @@ HANDOUT = (
          mlp_parameters, "kcourse.models.build_mlp", needs="--models mlp"),
     Item("003:11", "MNIST : [B, 1, 28, 28] → [B, 10]", "The MNIST CNN's input and output shapes.",
          vanilla_cnn, "kcourse.models.build_cnn", needs="--models cnn"),
+    Item("003:5", "DataLoader(dataset, batch_size=32, shuffle=True, num_workers=...)", "The lecture's DataLoader and "
+         "Keras' own pipelines: time per epoch.", data_loaders, "kcourse.tasks.mnist.feeds", needs="--models cnn"),
     Item("003:7", "MLP vs CNN : invariance à la translation, localité", "Translation: the MLP against the CNN as the digits move.",
          translation_invariance, "kcourse.tasks.mnist.accuracy_under_shift", needs="--models mlp cnn"),
     Item("004:2", "Inconvénients du MLP : ... pas d'invariance par translation", "The MLP's drawback: no invariance to translation.",
@@ -332,6 +408,10 @@ def run_lab(args):
         run.savefig(feature_maps_figure(cnn, data.x_test[:3]), "feature_maps")
         run.savefig(plots.image_grid(images, [f"class {c}: said {s}" for c, s in enumerate(said)]), "dreams")
         run.outputs.update(dreams=images)
+        sample = slice(0, min(len(data.x_train), 4096) // 32 * 32)  # whole batches of 32 (they split over devices)
+        seconds = time_feeds(data.x_train[sample], data.y_train[sample], args.learning_rate, seed=args.seed)
+        run.save_metrics(feeds={"digits": len(data.x_train[sample]), "seconds": seconds})
+        print("one epoch of the CNN fed by " + ", ".join(f"{name}: {s:.2f} s" for name, s in seconds.items()))
     return run.finish(f"MNIST: MLP vs CNN ({data.name})", handout=HANDOUT)
 
 
