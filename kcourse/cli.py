@@ -118,6 +118,13 @@ def add_transformer_options(parser):
     model.add_argument("--layers", type=positive_int, default=2, help="default: %(default)s")
 
 
+def add_optimizer_option(parser, default, what="each model"):
+    """--optimizers: the lecture's SGD, Adam and RMSprop (kcourse.training.optimizer), `default` first."""
+    parser.add_argument("--optimizers", nargs="+", default=[default], choices=["sgd", "adam", "rmsprop"],
+                        help=f"{what} trained with each, all else equal; sgd is plain (no momentum), as the seeds' "
+                             f"torch.optim.SGD (default: {default})")
+
+
 def lab_parser(lab, doc, *, epochs=None, batch_size=None, learning_rate=None, quick=None, trains=True, batch_help=None):
     """An argparse parser with the options every lab has; the lab adds its own.
 

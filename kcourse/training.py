@@ -269,3 +269,13 @@ def input_gradient(function, x):
             value = keras.ops.sum(function(x))
         grad = tape.gradient(value, x)
     return keras.ops.convert_to_numpy(grad)
+
+
+OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "rmsprop": "RMSprop"}  # the lecture's three (003), by Keras' names
+
+
+def optimizer(name, learning_rate):
+    """A fresh Keras optimizer by its lower-case name ("sgd": plain, no momentum, as the seeds' torch.optim.SGD)."""
+    if name not in OPTIMIZERS:
+        raise LabError(f"unknown optimizer {name!r}: choose among {', '.join(OPTIMIZERS)}")
+    return getattr(keras.optimizers, OPTIMIZERS[name])(learning_rate)

@@ -275,3 +275,12 @@ def test_the_slides_snippet_trains_nothing_and_freezing_the_backbone_alone_train
     assert keras_half["right"] == keras_half["head"] == 8 * 10 + 10 < keras_half["total"]  # the backbone frozen alone
     answers = {a["tag"]: a["answer"] for a in quick_run.run.answers()}
     assert "0 trainable parameters" in answers["004:25"] and "No accelerator was found" in answers["000:7"]
+
+
+def test_the_course_optimizer_is_plain_sgd_at_1e_3(quick_run):
+    """000:6: the seed's torch.optim.SGD(lr=0.001) is the default."""
+    run = quick_run.run
+    optimizer = run.fitted["frozen"].model.optimizer
+    assert type(optimizer).__name__ == "SGD" and float(optimizer.momentum) == 0.0
+    assert float(optimizer.learning_rate) == pytest.approx(1e-3) and run.rows[0]["optimizer"] == "sgd"
+    assert "torch.optim.SGD(lr=0.001)" in {a["tag"]: a["answer"] for a in run.answers()}["000:6"]

@@ -174,3 +174,12 @@ def test_corrupt_file_is_an_error_not_a_traceback(tmp_path):
     path.write_bytes(b"this is not a zip file")
     with pytest.raises(cli.LabError, match="not a readable .npz"):
         datasets.digits(path=path)
+
+
+def test_adaptive_optimizers_beat_plain_sgd_at_the_same_rate(lab_run):
+    """003:4: SGD, Adam and RMSprop on the CNN at lr 1e-3, one quick epoch each, all else equal."""
+    run = lab_run("mnist", "--quick", "--epochs", "1", "--models", "cnn", "--optimizers", "adam", "sgd", "rmsprop").run
+    accuracy = {r["optimizer"]: r["test accuracy"] for r in run.rows}
+    assert min(accuracy["adam"], accuracy["rmsprop"]) > accuracy["sgd"] + 0.1, accuracy
+    assert type(run.fitted["cnn (sgd)"].model.optimizer).__name__ == "SGD"
+    assert f"sgd {accuracy['sgd']:.3f}" in {a["tag"]: a["answer"] for a in run.answers()}["003:4"]

@@ -22,8 +22,8 @@ ATTENTION = ("--quick", "--sentences", "1500", "--epochs", "3", "--d-model", "32
              "--batch-size", "32")  # the attention lab: one block of width 32 learns the task in 3 epochs
 LOOP = ("--quick", "--steps", "12")
 BLOCKS = ("--quick", "--sentences", "300", "--d-model", "16", "--depths", "2", "--variants", "block", "no-residual")
-SEQUENCES = ("--quick", "--tasks", "first-last", "bigram", "--models", "cnn", "transformer")  # at length 16
-W2V = ("--quick", "--epochs", "5", "--batch-size", "256", "--models", "skip-gram", "lr/10")  # the TP4 notebook's word2vec run
+SEQUENCES = ("--quick", "--tasks", "first-last", "bigram", "--models", "cnn", "dilated", "transformer")  # at length 16
+W2V = ("--quick", "--epochs", "5", "--batch-size", "128", "--models", "skip-gram", "lr/10")  # the TP4 notebook's word2vec run
 
 
 def shared_runs(name, lab_run):

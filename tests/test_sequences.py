@@ -40,3 +40,15 @@ def test_the_lstm_meets_the_transformer_on_its_own_task(lab_run):
     assert 0.5 < rows["lstm"]["total params"] / rows["transformer"]["total params"] < 2  # about the same budget
     answer = {a["tag"]: a["answer"] for a in run.answers()}["003:16"]
     assert f"{rows['lstm']['longest quarter']:.3f}" in answer
+
+
+def test_a_dilated_cnn_of_the_same_weights_sees_the_whole_sequence_and_finds_the_long_range_match(made):
+    """000:17: the CNN's second convolution dilated: its field covers [CLS] to the last symbol."""
+    run = made
+    rows = {r["kind"]: r for r in run.rows if r["task"] == "first-last"}
+    assert rows["dilated"]["total params"] == rows["cnn"]["total params"]  # a dilation costs no weight
+    fields = run.metrics["receptive fields"]
+    assert fields["cnn-16"] == 5 and fields["dilated-16"] == 17  # 3 + 2 x 7: every symbol and [CLS]
+    assert rows["dilated"]["val accuracy"] > rows["cnn"]["val accuracy"] + 0.2, rows
+    answer = {a["tag"]: a["answer"] for a in run.answers()}["000:17"]
+    assert f"{rows['dilated']['val accuracy']:.3f} dilated" in answer

@@ -69,7 +69,7 @@ def test_every_epoch_draws_new_pairs_in_the_same_number():
     assert batch["pos"].shape[1] == 2  # P = 2 contexts per centre, the handout's grouping
 
 
-W2V = ("--quick", "--epochs", "5", "--batch-size", "256", "--models", "skip-gram", "lr/10")  # the TP4 notebook's run
+W2V = ("--quick", "--epochs", "5", "--batch-size", "128", "--models", "skip-gram", "lr/10")  # the TP4 notebook's run
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_a_tenth_of_the_learning_rate_goes_a_shorter_way(quick_run):
     assert metrics["corpus"]["sentences"] == 2000
     fast, slow = metrics["skip-gram"], metrics["lr/10"]
     assert slow["learning rate"] == pytest.approx(fast["learning rate"] / 10)
-    assert fast["loss"] < slow["loss"] and fast["|u| after"] > 1.5 * slow["|u| after"]  # the larger rate goes further
+    assert fast["loss"] < slow["loss"] and fast["|u| after"] > 1.2 * slow["|u| after"]  # the larger rate goes further
     assert fast["|u| before"] == slow["|u| before"]  # the same seed, the same start
     vectors, vocab = text.load_embeddings(run.file("embeddings.npz"))
     assert vectors.shape == (len(vocab), 50) and vocab.itos[:3] == list(text.SPECIALS)

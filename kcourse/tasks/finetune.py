@@ -50,7 +50,7 @@ metrics.json, summary.csv, augmentation.png and learning_curves.png.
 import numpy as np
 
 from kcourse import cli, datasets, images, presets, runs
-from kcourse.report import Item
+from kcourse.report import Item, plural
 
 main = cli.lab_main(__name__)  # python -m kcourse.tasks.finetune: build_parser(), then run_lab(args)
 
@@ -137,7 +137,8 @@ def variants(models, weights, freeze_how="features"):
     return [(name, *recipes[name]) for name in names]
 
 
-def build_model(backbone, num_classes, input_size, augment=None, freeze_how="none", learning_rate=1e-3, name="resnet"):
+def build_model(backbone, num_classes, input_size, augment=None, freeze_how="none", learning_rate=1e-3, name="resnet",
+                optimizer="sgd"):
     """augmentation -> ImageNet normalisation -> backbone -> average pooling -> Dense(num_classes), compiled.
 
     Args:
@@ -148,6 +149,7 @@ def build_model(backbone, num_classes, input_size, augment=None, freeze_how="non
     import keras
     from keras import layers
 
+    from kcourse import training
     from kcourse.training import compile_model
 
     freeze(backbone, freeze_how)
@@ -158,7 +160,7 @@ def build_model(backbone, num_classes, input_size, augment=None, freeze_how="non
     pool = layers.GlobalAveragePooling2D if len(features.shape) == 4 else layers.GlobalAveragePooling1D
     x = pool(name="pool")(features)  # (B, 512)
     outputs = layers.Dense(num_classes, name="head")(x)  # logits
-    return compile_model(keras.Model(inputs, outputs, name=name), keras.optimizers.Adam(learning_rate))
+    return compile_model(keras.Model(inputs, outputs, name=name), training.optimizer(optimizer, learning_rate))
 
 
 def load_model(path):
@@ -286,6 +288,23 @@ def requires_grad_bug(run):
                     f"{keras_half['right']:,}, as the fine-tuning here does (finetune.freeze).")
 
 
+def the_courses_optimizer(run):
+    rows = run.rows
+    used = list(dict.fromkeys(r["optimizer"] for r in rows))
+    first = rows[0]
+    text_ = (f"The seed's code trains with torch.optim.SGD(lr=0.001), plain; here {first['model']} with "
+             f"{first['optimizer']} at {run.config['learning_rate']:g}: val accuracy {first['val accuracy']:.3f} after "
+             f"{plural(run.config['epochs'], 'epoch')}.")
+    if len(used) > 1:
+        variant = first["model"]
+        same = [r for r in rows if r["model"].split(" (")[0] == variant]
+        text_ += (" The same model with each optimizer, all else equal: " + ", ".join(
+            f"{r['optimizer']} {r['val accuracy']:.3f} (val loss {r['val loss']:.3f})" for r in same)
+            + " (learning_curves.png). Adam scales each weight's step by its gradients' recent size: at the same "
+              "rate it moves where plain SGD crawls.")
+    return text_
+
+
 def gpu_speed_up(run):
     timed = [r for r in run.rows if r.get("speed-up vs CPU")]
     if timed:
@@ -323,6 +342,8 @@ HANDOUT = (
     Item("004:25", "for param in model.parameters(): param.requires_grad = False ; model.fc.requires_grad = True",
          "The slide's fine-tuning snippet: does its new head train?", requires_grad_bug,
          "kcourse.native.snippet.the_slide"),
+    Item("000:6", "optimizer = torch.optim.SGD(model.parameters(), lr=0.001)", "The course's optimizer: SGD at 1e-3, "
+         "against Adam.", the_courses_optimizer, "kcourse.training.optimizer", needs="--optimizers sgd adam"),
     Item("000:7", "Passage de la descente de gradient sur GPU (II.C) → speed-up 20x", "The GPU speed-up (II.C).",
          gpu_speed_up, "kcourse.training.cpu_epoch_seconds"),
     Item("004:22", "Modèles pré-entraînés sur ImageNet : point de départ pour de nouvelles tâches, classes, données",
@@ -347,6 +368,7 @@ def build_parser():
     model.add_argument("--models", nargs="+", default=["fine-tuned"], choices=MODELS,
                        help="trained in turn, everything else equal (default: fine-tuned; II.D: fine-tuned frozen scratch)")
     model.add_argument("--freeze", default="features", choices=FREEZE[1:], help='what "frozen" freezes (default: %(default)s)')
+    cli.add_optimizer_option(model, "sgd", "each model (the seed's code: SGD at 1e-3)")
     model.add_argument("--preset", default=PRESET, help="keras-hub preset, handle or local folder (default: %(default)s)")
     return parser
 
@@ -376,13 +398,18 @@ def run_lab(args):
 
     shown = np.concatenate([np.flatnonzero(data.y_train == c)[:2] for c in range(len(data.class_names))])
     run.savefig(images.augmentation_figure(data.x_train[shown], augment(), data.class_names, data.y_train[shown]), "augmentation")
-    for name, pretrained, freeze_how in todo:
-        def build(pretrained=pretrained, freeze_how=freeze_how, name=name):
-            copy = presets.fresh_copy(backbone, start if pretrained else None)
-            return build_model(copy, len(data.class_names), data.x_train.shape[1], augment(), freeze_how, args.learning_rate, name)
+    for variant, pretrained, freeze_how in todo:
+        for how in dict.fromkeys(args.optimizers):
+            name = variant if how == args.optimizers[0] else f"{variant} ({how})"
 
-        fitted = run.fit(name, build, (data.x_train, data.y_train), (data.x_val, data.y_val))
-        run.record(fitted, weights=weights if pretrained else "random", freeze=freeze_how, **evaluate(fitted.model, data, args.batch_size))
+            def build(pretrained=pretrained, freeze_how=freeze_how, name=name, how=how):
+                copy = presets.fresh_copy(backbone, start if pretrained else None)
+                return build_model(copy, len(data.class_names), data.x_train.shape[1], augment(), freeze_how,
+                                   args.learning_rate, name.replace(" (", "_").rstrip(")"), how)
+
+            fitted = run.fit(name, build, (data.x_train, data.y_train), (data.x_val, data.y_val))
+            run.record(fitted, weights=weights if pretrained else "random", freeze=freeze_how, optimizer=how,
+                       **evaluate(fitted.model, data, args.batch_size), **{"val loss": fitted.history["val_loss"][-1]})
     return run.finish(f"{' vs '.join(data.class_names)} ({data.name})", handout=HANDOUT)
 
 

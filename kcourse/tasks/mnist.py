@@ -42,14 +42,13 @@ PARITY = {"test accuracy": 0.02}  # the largest difference between backends RESU
 KEY_FIGURES = ("learning_curves", "confusion_cnn")
 
 
-def build_model(name, learning_rate=1e-3):
-    """The compiled model `name` ("mlp" or "cnn", kcourse.models): Adam and cross-entropy on logits, accuracy tracked."""
-    import keras
-
+def build_model(name, learning_rate=1e-3, optimizer="adam"):
+    """The compiled model `name` ("mlp" or "cnn", kcourse.models): `optimizer` (kcourse.training.optimizer, Adam as
+    lecture 003) and cross-entropy on logits, accuracy tracked."""
+    from kcourse import training
     from kcourse.models import build_cnn, build_mlp
-    from kcourse.training import compile_model
 
-    return compile_model({"mlp": build_mlp, "cnn": build_cnn}[name](), keras.optimizers.Adam(learning_rate))
+    return training.compile_model({"mlp": build_mlp, "cnn": build_cnn}[name](), training.optimizer(optimizer, learning_rate))
 
 
 def evaluate(model, data):
@@ -287,6 +286,18 @@ def data_loaders(run):
             f"tensorflow's threads can deadlock); the PyDataset reads with 2 threads.")
 
 
+def three_optimizers(run):
+    rows = [r for r in run.rows if r["model"].startswith("cnn")]
+    if len(rows) < 2:
+        return None
+    parts = ", ".join(f"{r['optimizer']} {r['test accuracy']:.3f}" for r in rows)
+    best = max(rows, key=lambda r: r["test accuracy"])
+    return (f"The CNN with each optimizer at learning rate {run.config['learning_rate']:g}, all else equal: test accuracy "
+            f"{parts} after {run.config['epochs']} epochs (learning_curves.png); {best['optimizer']} wins. SGD takes "
+            f"w <- w - lr grad as it is; RMSprop divides each weight's step by its gradients' recent size, Adam does too "
+            f"and adds momentum: at the same rate they move where plain SGD crawls.")
+
+
 def translation_invariance(run):
     curves = run.metrics.get("shift")
     if not curves or len(curves) < 2:
@@ -341,6 +352,8 @@ HANDOUT = (
          mlp_parameters, "kcourse.models.build_mlp", needs="--models mlp"),
     Item("003:11", "MNIST : [B, 1, 28, 28] → [B, 10]", "The MNIST CNN's input and output shapes.",
          vanilla_cnn, "kcourse.models.build_cnn", needs="--models cnn"),
+    Item("003:4", "SGD : descente de gradient classique ; Adam ; RMSprop", "SGD, Adam and RMSprop on the CNN.",
+         three_optimizers, "kcourse.training.optimizer", needs="--models cnn --optimizers adam sgd rmsprop"),
     Item("003:5", "DataLoader(dataset, batch_size=32, shuffle=True, num_workers=...)", "The lecture's DataLoader and "
          "Keras' own pipelines: time per epoch.", data_loaders, "kcourse.tasks.mnist.feeds", needs="--models cnn"),
     Item("003:7", "MLP vs CNN : invariance à la translation, localité", "Translation: the MLP against the CNN as the digits move.",
@@ -365,6 +378,7 @@ def build_parser():
     parser.add_argument("--dataset", default="auto", choices=datasets.DIGITS_SOURCES, help="default: %(default)s")
     parser.add_argument("--data", type=Path, help="local .npz in keras' mnist.npz layout (overrides --dataset)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="default: mlp cnn")
+    cli.add_optimizer_option(parser, "adam", "the CNN (the MLP with the first only)")
     return parser
 
 
@@ -379,10 +393,14 @@ def run_lab(args):
     run.note(data_used=data.name)
     print(repr(data))
     for name in args.models:
-        fitted = run.fit(name, lambda: build_model(name, args.learning_rate), data.train, data.val)
-        run.record(fitted, **evaluate(fitted.model, data))
+        fitted = run.fit(name, lambda: build_model(name, args.learning_rate, args.optimizers[0]), data.train, data.val)
+        run.record(fitted, optimizer=args.optimizers[0], **evaluate(fitted.model, data))
         run.save_metrics(shapes={**run.metrics.get("shapes", {}), name: {"input": list(fitted.model.inputs[0].shape),
                                                                           "output": list(fitted.model.outputs[0].shape)}})
+
+    for how in args.optimizers[1:] if "cnn" in args.models else ():  # the lecture's other optimizers, on the CNN
+        fitted = run.fit(f"cnn ({how})", lambda how=how: build_model("cnn", args.learning_rate, how), data.train, data.val)
+        run.record(fitted, optimizer=how, **evaluate(fitted.model, data))
 
     shown = "cnn" if "cnn" in args.models else args.models[-1]
     y_pred = predict_classes(run.fitted[shown].model, data.x_test, 256)

@@ -15,6 +15,9 @@ a CNN (two 3-wide convolutions, global max pooling: a receptive field of 5
 symbols), an LSTM, and the tiny Transformer (2 blocks, learnt positions).
 The CNN finds the bigram wherever it is, but no unit of it ever sees both
 ends of a long sequence; attention relates any two positions in one step.
+Lecture 000's "effect of dilation": the same CNN with its second convolution
+dilated (gaps of (length - 2) / 2 symbols between its taps) has the same
+weights and a receptive field of the whole sequence.
 
     python -m kcourse.tasks.sequences                 # 8,000 sequences per task, lengths 8 and 32, 5 epochs
     python -m kcourse.tasks.sequences --quick         # a smoke run
@@ -31,7 +34,7 @@ from kcourse.report import Item
 main = cli.lab_main(__name__)  # python -m kcourse.tasks.sequences: build_parser(), then run_lab(args)
 
 TASKS = ("first-last", "bigram", "european")
-MODELS = ("cnn", "lstm", "transformer")
+MODELS = ("cnn", "dilated", "lstm", "transformer")
 SYMBOLS, PAD, CLS = 8, 0, 1  # symbols are ids 2..9
 BIGRAM = (2, 3)  # the local pattern: symbol 2 then symbol 3
 PARITY = {"val accuracy": 0.05}
@@ -61,9 +64,15 @@ def make_task(task, n, length, seed=0):
 
 
 # ---------------------------------------------------------------- the models, about 10-20 k weights each
+def dilation_for(length):
+    """The second convolution's dilation that lets one unit see the first and the last symbol: its taps 0, D and 2D
+    over 3-wide windows reach [CLS] to the last symbol, one output left."""
+    return max(1, (length - 2) // 2)
+
+
 def build_model(kind, length, learning_rate=1e-3, width=32, vocab_size=2 + SYMBOLS):
-    """A compiled classifier of sequences (B, 1 + length) of ids below `vocab_size`, 0 the padding: "cnn", "lstm" or
-    "transformer"."""
+    """A compiled classifier of sequences (B, 1 + length) of ids below `vocab_size`, 0 the padding: "cnn",
+    "dilated" (the cnn, its second convolution dilated), "lstm" or "transformer"."""
     import keras
 
     from kcourse.models import TinyTransformerClassifier
@@ -78,6 +87,9 @@ def build_model(kind, length, learning_rate=1e-3, width=32, vocab_size=2 + SYMBO
     body = {
         "cnn": [layers.Conv1D(wide, 3, activation="relu"), layers.Conv1D(wide, 3, activation="relu"),
                 layers.GlobalMaxPooling1D(), layers.Dense(width, activation="relu")],
+        "dilated": [layers.Conv1D(wide, 3, activation="relu"),
+                    layers.Conv1D(wide, 3, dilation_rate=dilation_for(length), activation="relu"),
+                    layers.GlobalMaxPooling1D(), layers.Dense(width, activation="relu")],
         "lstm": [layers.LSTM(wide)],
     }[kind]
     embed = layers.Embedding(vocab, width, mask_zero=kind == "lstm")  # the LSTM skips the padding; convolutions cannot
@@ -86,8 +98,10 @@ def build_model(kind, length, learning_rate=1e-3, width=32, vocab_size=2 + SYMBO
 
 
 def receptive_field(model):
-    """The symbols one output of the CNN's last convolution sees: 1 + sum(k - 1) over its stride-1 convolutions."""
-    return 1 + sum(layer.kernel_size[0] - 1 for layer in model.layers if hasattr(layer, "kernel_size"))
+    """The symbols one output of a CNN's last convolution sees (kcourse.receptive_field, dilations included)."""
+    from kcourse import receptive_field as fields
+
+    return int(fields.receptive_field_of(model)[0])
 
 
 def accuracy_figure(rows):
@@ -127,6 +141,24 @@ def cnn_against_transformer(run):
     return text + " Weights: " + ", ".join(f"{kind} {n:,}" for kind, n in params.items()) + "."
 
 
+def dilation(run):
+    rows = {(r["kind"], r["task"], r["length"]): r for r in run.rows}
+    longest = max((length for kind, _, length in rows if kind == "dilated"), default=None)
+    plain, dilated = rows.get(("cnn", "first-last", longest)), rows.get(("dilated", "first-last", longest))
+    if plain is None or dilated is None:
+        return None
+    field = run.metrics.get("receptive fields", {})
+    local = rows.get(("dilated", "bigram", longest)), rows.get(("cnn", "bigram", longest))
+    text_ = (f"The CNN's second convolution dilated by {dilation_for(longest)}: the same {dilated['total params']:,} weights "
+             f"as the plain one ({plain['total params']:,}), a receptive field of {field.get(f'dilated-{longest}')} symbols "
+             f"against {field.get(f'cnn-{longest}')} (kcourse.receptive_field). Is the last symbol the first one, at length "
+             f"{longest}: {dilated['val accuracy']:.3f} dilated against {plain['val accuracy']:.3f} plain, "
+             f"{dilated['s / epoch']:.2f} against {plain['s / epoch']:.2f} s an epoch")
+    if all(local):
+        text_ += f"; the local pair: {local[0]['val accuracy']:.3f} dilated, {local[1]['val accuracy']:.3f} plain"
+    return text_ + ": dilation widens the field at no cost in weights, skipping the symbols between its taps."
+
+
 def lstm_against_transformer(run):
     rows = {r["kind"]: r for r in run.rows if r["task"] == "european"}
     if "lstm" not in rows or "transformer" not in rows:
@@ -142,6 +174,8 @@ def lstm_against_transformer(run):
 HANDOUT = (
     Item("000:16", "Tâches jouets où un CNN vanille << Transformer", "Toy tasks where a vanilla CNN fails and a Transformer succeeds.",
          cnn_against_transformer, "kcourse.tasks.sequences.make_task"),
+    Item("000:17", "Effet de la dilation (?)", "The effect of dilation: a dilated CNN against the plain one, same weights.",
+         dilation, "kcourse.tasks.sequences.build_model", needs="--tasks first-last --models cnn dilated"),
     Item("003:16", "Demain : Séquences & Attention. De la vision spatiale aux données séquentielles => RNN, LSTM, Transformers", "An LSTM against the Transformer on the Transformer's task.",
          lstm_against_transformer, "kcourse.tasks.sequences.sentences_task", needs="--tasks european --models lstm transformer"),
 )
@@ -191,6 +225,9 @@ def run_lab(args):
                 fitted = run.fit(f"{kind}-{task}-{length}", lambda kind=kind, length=length: build_model(kind, length, args.learning_rate),
                                  train, val)
                 run.record(fitted, kind=kind, task=task, length=length, **{"val accuracy": fitted.history["val_accuracy"][-1]})
+                if kind in ("cnn", "dilated"):
+                    fields = {**run.metrics.get("receptive fields", {}), f"{kind}-{length}": receptive_field(fitted.model)}
+                    run.save_metrics(**{"receptive fields": fields})
                 if kind == "cnn":
                     run.save_metrics(**{"cnn receptive field": receptive_field(fitted.model)})
     run.savefig(accuracy_figure(run.rows), "accuracy")
