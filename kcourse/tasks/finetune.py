@@ -299,7 +299,7 @@ def the_courses_optimizer(run):
         variant = first["model"]
         same = [r for r in rows if r["model"].split(" (")[0] == variant]
         text_ += (" The same model with each optimizer, all else equal: " + ", ".join(
-            f"{r['optimizer']} {r['val accuracy']:.3f} (val loss {r['val loss']:.3f})" for r in same)
+            f"{r['optimizer']} {r['val accuracy']:.3f}" for r in same)
             + " (learning_curves.png). Adam scales each weight's step by its gradients' recent size: at the same "
               "rate it moves where plain SGD crawls.")
     return text_
@@ -409,7 +409,7 @@ def run_lab(args):
 
             fitted = run.fit(name, build, (data.x_train, data.y_train), (data.x_val, data.y_val))
             run.record(fitted, weights=weights if pretrained else "random", freeze=freeze_how, optimizer=how,
-                       **evaluate(fitted.model, data, args.batch_size), **{"val loss": fitted.history["val_loss"][-1]})
+                       **evaluate(fitted.model, data, args.batch_size), **{"val loss": fitted.history.get("val_loss", [None])[-1]})
     return run.finish(f"{' vs '.join(data.class_names)} ({data.name})", handout=HANDOUT)
 
 
