@@ -23,6 +23,10 @@ def test_the_gradient_fades_through_plain_layers_not_through_shortcuts(made):
     assert grad["plain-20"] < grad["plain-8"] and grad["plain-20"] < 1e-2 * grad["residual-20"], grad
     answer = {a["tag"]: a["answer"] for a in made.answers()}["004:12"]
     assert f"{grad['plain-20']:.1e}" in answer and "The deeper plain net trains worse" in answer
+    from kcourse import report
+
+    again = report.Record.read(made.path)  # the folder read back, as `python -m kcourse report` and RESULTS.md do
+    assert degradation.degradation(again) == answer
 
 
 def test_a_residual_block_adds_its_input():

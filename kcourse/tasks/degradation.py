@@ -74,12 +74,13 @@ def gradients_figure(rows):
 
 # ---------------------------------------------------------------- the handout's question, answered by the run
 def degradation(run):
-    rows = {(r["depth"], r["residual"]): r for r in run.rows}
-    depths = sorted({d for d, _ in rows})
-    if len(depths) < 2 or not all((d, res) in rows for d in depths for res in (False, True)):
+    rows = {r["model"]: r for r in run.rows}  # by name: a run folder's summary.csv gives the booleans back as text
+    depths = sorted({int(r["depth"]) for r in run.rows})
+    if len(depths) < 2 or not all(f"{kind}-{d}" in rows for d in depths for kind in ("plain", "residual")):
         return None
     low, high = depths[0], depths[-1]
-    plain_low, plain_high, res_low, res_high = rows[(low, False)], rows[(high, False)], rows[(low, True)], rows[(high, True)]
+    plain_low, plain_high = rows[f"plain-{low}"], rows[f"plain-{high}"]
+    res_low, res_high = rows[f"residual-{low}"], rows[f"residual-{high}"]
     worse = plain_high["train error"] > plain_low["train error"]
     return (f"After {run.config['epochs']} epochs, training error: plain {low} {plain_low['train error']:.3f}, plain {high} "
             f"{plain_high['train error']:.3f}; residual {low} {res_low['train error']:.3f}, residual {high} "

@@ -337,7 +337,8 @@ def frozen_word2vec(run):
              f"weights of {pretrained['total params']:,}; val accuracy {pretrained['val accuracy']:.3f} after "
              f"{plural(run.config['epochs'], 'epoch')} ({pretrained['first epoch']:.3f} after the first)")
     if "table unchanged" in pretrained:
-        text_ += f"; the frozen table is {'bit-identical after training' if pretrained['table unchanged'] else 'changed'}"
+        unchanged = str(pretrained["table unchanged"]) == "True"  # text when read back from summary.csv
+        text_ += f"; the frozen table is {'bit-identical after training' if unchanged else 'changed'}"
     if scratch := rows.get("scratch"):
         text_ += (f". Embeddings learnt from scratch instead: {scratch['trainable params']:,} trainable weights, val accuracy "
                   f"{scratch['val accuracy']:.3f} ({scratch['first epoch']:.3f} after the first epoch)")
