@@ -181,13 +181,19 @@ def filters_figure(cnn):
     return plots.image_grid(np.moveaxis(kernel[:, :, 0, :], -1, 0)[..., None], [f"filter {c}" for c in range(kernel.shape[-1])], cmap="RdBu_r")
 
 
-def feature_maps_figure(cnn, images):
-    """Each digit, then each layer's feature maps (after the ReLU), channels side by side."""
-    import matplotlib.pyplot as plt
+def relu_maps(cnn, images):
+    """Each layer's feature maps after its ReLU, on `images`: [(N, H, W, C), ...] as NumPy."""
     from keras import ops
 
     relus = [i for i, layer in enumerate(cnn.layers) if type(layer).__name__ == "ReLU"]
-    maps = [ops.convert_to_numpy(layer_output(cnn, i)(images)) for i in relus]
+    return [ops.convert_to_numpy(layer_output(cnn, i)(images)) for i in relus]
+
+
+def feature_maps_figure(cnn, images):
+    """Each digit, then each layer's feature maps (after the ReLU), channels side by side."""
+    import matplotlib.pyplot as plt
+
+    maps = relu_maps(cnn, images)
     channels = maps[0].shape[-1]
     fig, axes = plt.subplots(len(images) * len(maps), channels + 1, figsize=(channels + 1, 1.1 * len(images) * len(maps)))
     for n in range(len(images)):
@@ -207,10 +213,7 @@ def feature_maps_figure(cnn, images):
 
 def activity(cnn, images):
     """The share of active units (ReLU > 0) in each layer's feature maps, on `images`."""
-    from keras import ops
-
-    relus = [i for i, layer in enumerate(cnn.layers) if type(layer).__name__ == "ReLU"]
-    return [float((ops.convert_to_numpy(layer_output(cnn, i)(images)) > 0).mean()) for i in relus]
+    return [float((fmap > 0).mean()) for fmap in relu_maps(cnn, images)]
 
 
 # ---------------------------------------------------------------- feeding the model: the lecture's DataLoader
