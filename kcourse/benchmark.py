@@ -178,24 +178,9 @@ class KerasCandidate:
         return layer.embeddings(normalize=False), layer.output_embeddings()
 
     def device_peak_mib(self):
-        import keras
+        from kcourse import system
 
-        try:
-            backend = keras.backend.backend()
-            if backend == "jax":
-                import jax
-
-                device = jax.devices()[0]
-                return None if device.platform == "cpu" else device.memory_stats()["peak_bytes_in_use"] / 2**20
-            if backend == "torch":
-                import torch
-
-                return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
-            import tensorflow as tf
-
-            return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20 if tf.config.list_physical_devices("GPU") else None
-        except Exception:  # a device without memory statistics
-            return None
+        return system.memory_mib()[1] if system.accelerator() else None
 
 
 class NativeCandidate:

@@ -135,3 +135,58 @@ def describe():
     import keras
 
     return {"backend": keras.backend.backend(), "devices": devices(), "versions": versions()}
+
+
+# ---------------------------------------------------------------- memory: where the backend computes
+def memory_mib():
+    """(in use, peak since `reset_peak`) in MiB where the backend computes: its accelerator's allocator
+    statistics, else this process's resident memory (Linux: /proc/self/status); (None, None) where neither
+    can be read. JAX cannot reset an accelerator's peak: there it is the peak since the start."""
+    import keras
+
+    found, backend = accelerator(), keras.backend.backend()
+    try:
+        if found and backend == "jax":
+            import jax
+
+            stats = jax.devices()[0].memory_stats()
+            return stats["bytes_in_use"] / 2**20, stats["peak_bytes_in_use"] / 2**20
+        if found and backend == "torch":
+            import torch
+
+            return torch.cuda.memory_allocated() / 2**20, torch.cuda.max_memory_allocated() / 2**20
+        if found and backend == "tensorflow":
+            info = import_tensorflow().config.experimental.get_memory_info("GPU:0")
+            return info["current"] / 2**20, info["peak"] / 2**20
+        with open("/proc/self/status") as f:
+            status = dict(line.split(":", 1) for line in f if ":" in line)
+        return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+    except (OSError, KeyError, ValueError, RuntimeError):  # a device without statistics, not Linux
+        return None, None
+
+
+def reset_peak():
+    """Restart the peak `memory_mib` reads at what is in use now, where it can be (not JAX on an accelerator).
+    On a CPU the freed memory is handed back to the system first (glibc's malloc_trim), so that what an
+    earlier model left in the allocator does not hide the next one's."""
+    import ctypes
+    import gc
+
+    import keras
+
+    gc.collect()
+    found, backend = accelerator(), keras.backend.backend()
+    try:
+        if found and backend == "torch":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+        elif found and backend == "tensorflow":
+            import_tensorflow().config.experimental.reset_memory_stats("GPU:0")
+        elif not found:
+            with contextlib.suppress(OSError, AttributeError):
+                ctypes.CDLL("libc.so.6").malloc_trim(0)
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # resets VmHWM to VmRSS (Linux >= 4.0)
+    except (OSError, RuntimeError, ValueError):
+        pass

@@ -102,6 +102,14 @@ def test_frozen_features_are_bit_identical_after_a_fit_step(tiny_preset, photos)
     assert trainable == 16 * 2 + 2 and model.count_params() > 80_000  # only the head: 16 features -> 2 logits
 
 
+def test_batch_stats_freezing_moves_only_the_moving_statistics_as_the_courses_loop(tiny_preset, photos):
+    """The course's PyTorch loop in Keras: gamma, beta and kernels fixed, BatchNorm in training mode inside fit."""
+    model, changed, head_changed = _fit_one_step(tiny_preset, photos, "batch-stats")
+    assert head_changed and changed, "the moving statistics should follow the batches"
+    assert all(name.endswith(("moving_mean", "moving_variance")) for name in changed), sorted(changed)
+    assert [w.path for w in model.trainable_weights] == ["head/kernel", "head/bias"]
+
+
 def test_all_but_head_leaves_only_the_head_trainable(tiny_preset):
     backbone, _ = finetune.load_backbone(str(tiny_preset[0]))
     model = finetune.build_model(backbone, 3, 37, images.augmentation(SIZE), "all-but-head")
@@ -184,7 +192,7 @@ def compare_run(tiny_preset, photos, tmp_path_factory):
     try:
         with contextlib.redirect_stdout(io.StringIO()) as stdout:
             run = finetune.main(
-                ["--models", "fine-tuned", "frozen", "scratch", "--quick", "--data-dir", str(root),
+                ["--models", "fine-tuned", "frozen", "frozen-batch-stats", "scratch", "--quick", "--data-dir", str(root),
                  "--preset", str(tiny_preset[0]), "--image-size", str(SIZE), "--batch-size", "4",
                  "--learning-rate", "0.01", "--out", str(out)]
             )
@@ -203,8 +211,8 @@ def test_every_variant_starts_from_the_preset_file(compare_run, tiny_preset):
     """The bug this catches: "frozen" copied the backbone after "fine-tuned" had trained it."""
     _, starts, models, _ = compare_run
     preset = preset_file_weights(tiny_preset[0])
-    assert list(starts) == ["fine-tuned", "frozen", "scratch"]  # fine-tuned trains first
-    for name in ("fine-tuned", "frozen"):
+    assert list(starts) == ["fine-tuned", "frozen", "frozen-batch-stats", "scratch"]  # fine-tuned trains first
+    for name in ("fine-tuned", "frozen", "frozen-batch-stats"):
         assert len(starts[name]) == len(preset)
         for got, expected in zip(starts[name], preset):
             np.testing.assert_array_equal(got, expected, err_msg=f"{name} did not start from the preset")
@@ -221,8 +229,8 @@ def test_compare_summary_reads_like_the_handout(compare_run):
     run, _, _, stdout = compare_run
     with open(run.file("summary.csv")) as f:
         rows = {row["model"]: row for row in csv.DictReader(f)}
-    assert list(rows) == ["fine-tuned", "frozen", "scratch"]
-    assert [rows[m]["weights"] for m in rows] == ["pretrained", "pretrained", "random"]
+    assert list(rows) == ["fine-tuned", "frozen", "frozen-batch-stats", "scratch"]
+    assert [rows[m]["weights"] for m in rows] == ["pretrained", "pretrained", "pretrained", "random"]
     assert rows["frozen"]["freeze"] == "features" and int(rows["frozen"]["trainable params"]) == 16 * 2 + 2
     assert int(rows["scratch"]["trainable params"]) == int(rows["fine-tuned"]["trainable params"]) > 80_000
     assert {"val accuracy", "macro F1", "s / epoch", "samples / s", "device"} <= set(rows["frozen"])
@@ -239,9 +247,22 @@ def test_each_saved_variant_reloads_with_the_same_predictions(compare_run, photo
         np.testing.assert_allclose(
             loaded.predict(data.x_val, verbose=0), model.predict(data.x_val, verbose=0), rtol=1e-5, atol=1e-5, err_msg=name
         )
+        if name == "frozen-batch-stats":
+            continue  # variables' own flags are not saved (finetune.load_model)
         again = finetune.load_model(run.file(f"{name}.keras"))  # and frozen where it was frozen
         assert [w.path for w in again.trainable_weights] == [w.path for w in model.trainable_weights], name
     assert [w.path for w in finetune.load_model(run.file("frozen.keras")).trainable_weights] == ["head/kernel", "head/bias"]
+
+
+def test_keras_frozen_batchnorm_keeps_its_statistics_where_the_courses_loop_moves_them(compare_run):
+    """000:8: Keras' frozen BatchNorm leaves its moving statistics bit-identical, the course's loop does not."""
+    run = compare_run[0]
+    moved = {row["model"]: row["BN statistics moved"] for row in run.rows}
+    assert moved["frozen"] == 0.0 and moved["frozen-batch-stats"] > 1e-4 and moved["fine-tuned"] > 1e-4
+    assert moved["scratch"] is None  # random weights: nothing to compare with
+    answer = next(a["answer"] for a in run.answers() if a["english"].startswith("Frozen BatchNorm"))
+    course = next(row for row in run.rows if row["model"] == "frozen-batch-stats")
+    assert "moved by 0)" in answer and f"val accuracy {course['val accuracy']:.3f}" in answer
 
 
 @pytest.fixture(scope="module")

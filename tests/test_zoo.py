@@ -203,3 +203,21 @@ def test_resume_reads_back_the_counted_models(quick_run):
         again = zoo.main(["--resume", str(run.path)])
     assert stdout.getvalue().count("read back from metrics.json") == len(MODELS)
     assert [row["model"] for row in again.rows] == MODELS
+
+
+def test_the_vit_needs_several_times_resnet18s_memory_to_run_and_the_report_says_so(tmp_path):
+    """004:31 at 32 px (the lab's figures are at 224): the peak memory of a call holds the weights (and the
+    backend's own runtime, a hundred MiB or so), and ViT-B/16's 86 M (330 MiB in float32) outweigh ResNet-18's
+    11.7 M whatever the image."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        run = zoo.main(["--models", "resnet18", "--latency", "resnet18", "vit_b16", "--latency-size", "32",
+                        "--out", str(tmp_path / "run")])
+    found = run.metrics["latency"]
+    assert list(found) == ["resnet18", "vit_b16"] and all(list(by) == ["1", "32"] for by in found.values())
+    peak = {name: by["32"]["peak MiB"] for name, by in found.items()}
+    weights = {name: run.metrics[name]["MiB (float32)"] for name in ("resnet18", "vit_b16")}
+    assert peak["vit_b16"] > 0.9 * weights["vit_b16"] and peak["resnet18"] > 0.9 * weights["resnet18"], (peak, weights)
+    assert peak["vit_b16"] - peak["resnet18"] > 0.5 * (weights["vit_b16"] - weights["resnet18"]), (peak, weights)
+    answer = next(a["answer"] for a in run.answers() if a["tag"] == "004:31")
+    assert f"{found['vit_b16']['32']['ms / image']:.1f} ms an image at batch 32" in answer
+    assert "ViT-B/16 has 7.4x ResNet-18's parameters and 9.7x its multiply-adds" in answer  # the table's, at 224 px

@@ -23,11 +23,14 @@ also runs in inference mode: it normalises with its moving mean and variance
 and no longer updates them, even inside `fit`. In PyTorch, setting
 `requires_grad=False` on BatchNorm2d's parameters only stops the gradient of
 gamma and beta: in `model.train()` the layer still normalises with the batch's
-statistics and keeps updating its running statistics. Keras' choice is the one
-wanted for fine-tuning on a few hundred images: the ImageNet statistics stay.
+statistics and keeps updating its running statistics. `--models frozen
+frozen-batch-stats` trains both, all else equal (`freeze(..., "batch-stats")`
+is the course's behaviour in Keras), and the report compares them: their
+validation accuracy and how far the moving statistics moved.
 
     python -m kcourse.tasks.finetune                                  # pretrained ResNet18, fine-tuned
     python -m kcourse.tasks.finetune --models fine-tuned frozen scratch   # II.D, the three in turn
+    python -m kcourse.tasks.finetune --models frozen frozen-batch-stats   # Keras' frozen BatchNorm against the course's
     python -m kcourse.tasks.finetune --models scratch --image-size 128 --epochs 2   # no download
     python -m kcourse.tasks.finetune --models frozen --freeze all-but-head
     python -m kcourse.tasks.finetune --data-dir my_photos --val-split 0.2
@@ -55,10 +58,10 @@ from kcourse.report import Item, plural
 main = cli.lab_main(__name__)  # python -m kcourse.tasks.finetune: build_parser(), then run_lab(args)
 
 PRESET = "resnet_18_imagenet"
-MODELS = ("fine-tuned", "frozen", "scratch")
-FREEZE = ("none", "features", "all-but-head")
+MODELS = ("fine-tuned", "frozen", "frozen-batch-stats", "scratch")
+FREEZE = ("none", "features", "all-but-head", "batch-stats")
 PARITY = {"val accuracy": 0.1}  # 30 validation photos offline: one photo is 3 points
-CLASS_SIZE = ("--models", "fine-tuned", "frozen", "scratch", "--image-size", "128")  # ~5 min a backend on 2 cores
+CLASS_SIZE = ("--models", "fine-tuned", "frozen", "frozen-batch-stats", "scratch", "--image-size", "128")  # ~6 min a backend
 KEY_FIGURES = ("learning_curves", "augmentation")
 
 
@@ -89,6 +92,9 @@ def freeze(backbone, how):
     "features": every convolution and BatchNorm layer (the course's loop);
     "all-but-head": the whole backbone; "none": everything trains.
     A frozen BatchNormalization layer runs in inference mode (see the module docstring).
+    "batch-stats": as the course's PyTorch loop ran it: the convolutions and BatchNorm's gamma and beta
+    frozen, but each BatchNorm layer left trainable, so that `fit` normalises with the batch's statistics
+    and keeps updating the moving ones (its variables' own flags: not saved in `.keras`, see `load_model`).
 
     When "features" leaves no backbone weight trainable (ResNet: only
     convolutions and BatchNorm hold weights), the backbone itself is marked
@@ -101,8 +107,13 @@ def freeze(backbone, how):
         raise cli.LabError(f"--freeze {how!r}: choose one of {', '.join(FREEZE)}")
     backbone.trainable = how != "all-but-head"
     features = (layers.Conv2D, layers.DepthwiseConv2D, layers.BatchNormalization)
-    for layer in _all_layers(backbone):  # each layer set, so that an earlier freeze is undone
+    for layer in _all_layers(backbone):  # each layer set (its variables' flags with it): an earlier freeze is undone
         layer.trainable = how == "none" or (how == "features" and not isinstance(layer, features))
+        if how == "batch-stats" and isinstance(layer, layers.BatchNormalization):
+            layer.trainable = True  # in training mode inside fit: batch statistics, moving ones updated
+            for variable in (layer.gamma, layer.beta):
+                if variable is not None:
+                    variable.trainable = False  # but no gradient step, as requires_grad=False
     if how == "features" and not backbone.trainable_weights:
         backbone.trainable = False
     return backbone
@@ -122,7 +133,8 @@ def variants(models, weights, freeze_how="features"):
     scratch if that is not asked for), and "frozen" trains a head on a random
     backbone; one line says each.
     """
-    recipes = {"fine-tuned": (True, "none"), "frozen": (True, freeze_how), "scratch": (False, "none")}
+    recipes = {"fine-tuned": (True, "none"), "frozen": (True, freeze_how), "frozen-batch-stats": (True, "batch-stats"),
+               "scratch": (False, "none")}
     names = list(dict.fromkeys(models))
     if weights == "random" and "fine-tuned" in names:
         if "scratch" in names:
@@ -131,9 +143,10 @@ def variants(models, weights, freeze_how="features"):
         else:
             names[names.index("fine-tuned")] = "scratch"
             print("no pretrained weights: fine-tuned would be scratch under another name; training scratch")
-    if weights == "random" and "frozen" in names:
-        print("no pretrained weights: frozen trains its head on a random backbone's features "
-              "(what freezing keeps needs the preset)")
+    for name in ("frozen", "frozen-batch-stats"):
+        if weights == "random" and name in names:
+            print(f"no pretrained weights: {name} trains its head on a random backbone's features "
+                  "(what freezing keeps needs the preset)")
     return [(name, *recipes[name]) for name in names]
 
 
@@ -170,7 +183,9 @@ def load_model(path):
     predictions, but a keras-hub backbone saved with `trainable=False` comes
     back with that flag on itself only, not on its layers (keras-hub passes
     it to the constructor, which does not pass it down), so that `fit` would
-    train it again: the flag is set here on each of its layers.
+    train it again: the flag is set here on each of its layers. A model frozen
+    with "batch-stats" comes back with BatchNorm's gamma and beta trainable
+    (a variable's own flag is not saved): `freeze(backbone, "batch-stats")` again.
     """
     import keras
 
@@ -183,6 +198,14 @@ def load_model(path):
             for sub in [layer, *_all_layers(layer)]:  # each one: on tensorflow the flag set on the backbone alone stays there
                 sub.trainable = False
     return model
+
+
+def statistics_moved(backbone, start):
+    """How far training moved the BatchNorm moving means and variances from `start` (weights_of, before any
+    training): the mean absolute change over every entry, 0.0 where they stayed (Keras' frozen BatchNorm)."""
+    changes = [np.abs(np.asarray(now) - before).ravel() for w, now, before in zip(backbone.weights, backbone.get_weights(), start)
+               if w.path.endswith(("moving_mean", "moving_variance"))]
+    return float(np.concatenate(changes).mean()) if changes else None
 
 
 def evaluate(model, data, batch_size=32):
@@ -317,6 +340,26 @@ def gpu_speed_up(run):
             f"on one (Colab) and the summary times the same epoch on the CPU beside it.")
 
 
+def frozen_batchnorm(run):
+    keras_way, course_way = run.row("frozen"), run.row("frozen-batch-stats")
+    if keras_way is None or course_way is None:
+        return None
+    diff = float(course_way["val accuracy"]) - float(keras_way["val accuracy"])
+    text_ = (f"Keras' frozen BatchNorm (frozen) normalises with its moving statistics and leaves them where they were "
+             f"(moved by {float(keras_way['BN statistics moved']):.3g}): val accuracy {float(keras_way['val accuracy']):.3f}. "
+             f"As the course's PyTorch loop ran it (frozen-batch-stats: gamma and beta frozen, the layers in training mode), "
+             f"each batch is normalised with its own statistics and the moving ones drift, by "
+             f"{float(course_way['BN statistics moved']):.3g} on average here: val accuracy "
+             f"{float(course_way['val accuracy']):.3f} ({diff:+.3f}). ")
+    if run.config["weights"] == "random":
+        return text_ + ("Offline the ResNet18 is random: its moving statistics are the initial 0 and 1, so Keras' frozen "
+                        "layers pass the activations un-normalised while the course's normalise them; what each does "
+                        "to ImageNet's statistics on a few hundred photos needs the preset.")
+    return text_ + ("Frozen in Keras, the backbone computes at validation exactly what it computed in training; the "
+                    "course's loop trains the head on features normalised per batch, then validates on the moving "
+                    "statistics those batches left.")
+
+
 def frozen_trains_the_head(run):
     frozen = run.row("frozen")
     if frozen is None:
@@ -336,6 +379,9 @@ HANDOUT = (
     Item("000:8", "Comparaison entre deux méthodes de Fine-Tuning (II.D, avec ou sans « Freezing »)",
          "Fine-tuned against frozen against trained from scratch (II.D).", fine_tuned_frozen_scratch,
          "kcourse.tasks.finetune.evaluate", needs="--models fine-tuned frozen scratch"),
+    Item("000:8", "for param in model.parameters(): param.requires_grad = False (Conv2d, BatchNorm2d)",
+         "Frozen BatchNorm: Keras' inference mode against the course's loop in train mode.", frozen_batchnorm,
+         "kcourse.tasks.finetune.freeze", needs="--models frozen frozen-batch-stats"),
     Item("004:24", "On change la tête dense du réseau ; on fixe tous les paramètres sauf cette nouvelle tête",
          "A new dense head, every other parameter frozen.", frozen_trains_the_head, "kcourse.tasks.finetune.freeze",
          needs="--models frozen"),
@@ -401,15 +447,18 @@ def run_lab(args):
     for variant, pretrained, freeze_how in todo:
         for how in dict.fromkeys(args.optimizers):
             name = variant if how == args.optimizers[0] else f"{variant} ({how})"
+            copies = []
 
             def build(pretrained=pretrained, freeze_how=freeze_how, name=name, how=how):
-                copy = presets.fresh_copy(backbone, start if pretrained else None)
-                return build_model(copy, len(data.class_names), data.x_train.shape[1], augment(), freeze_how,
+                copies.append(presets.fresh_copy(backbone, start if pretrained else None))
+                return build_model(copies[-1], len(data.class_names), data.x_train.shape[1], augment(), freeze_how,
                                    args.learning_rate, name.replace(" (", "_").rstrip(")"), how)
 
             fitted = run.fit(name, build, (data.x_train, data.y_train), (data.x_val, data.y_val))
+            moved = statistics_moved(copies[-1], start) if pretrained else None
             run.record(fitted, weights=weights if pretrained else "random", freeze=freeze_how, optimizer=how,
-                       **evaluate(fitted.model, data, args.batch_size), **{"val loss": fitted.history.get("val_loss", [None])[-1]})
+                       **evaluate(fitted.model, data, args.batch_size), **{"val loss": fitted.history.get("val_loss", [None])[-1],
+                                                                           "BN statistics moved": moved})
     return run.finish(f"{' vs '.join(data.class_names)} ({data.name})", handout=HANDOUT)
 
 

@@ -46,6 +46,8 @@ first_layers.csv and params_vs_flops.png (parameters against FLOPs, log scale).
 import contextlib
 import re
 
+import numpy as np
+
 from kcourse import cli, parameters, runs
 from kcourse.report import Item
 
@@ -54,6 +56,9 @@ main = cli.lab_main(__name__)  # python -m kcourse.tasks.zoo: build_parser(), th
 MODELS = ("mlp", "cnn", "conv3x3", "vgg11", "vgg13", "vgg16", "vgg19",
           "resnet18", "resnet34", "resnet50", "resnet101", "vit_b16", "transformer")
 QUICK = ("mlp", "cnn", "conv3x3", "transformer")
+LATENCY = ("resnet18", "resnet50", "vit_b16")  # 004:31: the CNNs against the ViT, run (`--latency`)
+BATCHES = (1, 32)
+CLASS_SIZE = ("--latency",)  # RESULTS.md: the counts, and the three models run (a minute or two on 2 cores)
 PARITY = {"params (trainable)": 0, "GMACs": 1e-9}  # counted from the configs: the same everywhere
 KEY_FIGURES = ("params_vs_flops",)
 
@@ -127,24 +132,24 @@ def build_vgg(depth, classes=1000):
     return build_vgg_from_config(depth, classes)
 
 
-def build_resnet(depth, classes=1000):
+def build_resnet(depth, classes=1000, image_size=224):
     """keras-hub's ResNetBackbone from its preset's constructor arguments, then global pooling and a dense head."""
     import keras
 
     from kcourse.models import resnet_backbone
 
-    backbone = resnet_backbone(depth, image_shape=(224, 224, 3))
+    backbone = resnet_backbone(depth, image_shape=(image_size, image_size, 3))
     features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(backbone.output)  # (B, 512 or 2048)
     return keras.Model(backbone.input, keras.layers.Dense(classes, name="fc")(features), name=f"resnet{depth}")
 
 
-def build_vit_b16(classes=1000):
-    """keras-hub's ViTBackbone at the ViT-B/16 sizes (197 tokens of 768), a dense head on the [CLS] token."""
+def build_vit_b16(classes=1000, image_size=224):
+    """keras-hub's ViTBackbone at the ViT-B/16 sizes (197 tokens of 768 at 224 px), a dense head on the [CLS] token."""
     import keras
 
     from kcourse import system
 
-    backbone = system.keras_hub().models.ViTBackbone(**VIT_B16)
+    backbone = system.keras_hub().models.ViTBackbone(**{**VIT_B16, "image_shape": (image_size, image_size, 3)})
     cls = backbone.output[:, 0, :]  # (B, 768): the [CLS] token of (B, 197, 768)
     return keras.Model(backbone.input, keras.layers.Dense(classes, name="head")(cls), name="vit_b16")
 
@@ -161,8 +166,9 @@ def build_tiny_transformer():
     return model
 
 
-def build_model(name, classes=1000):
-    """The architecture `name` (one of MODELS), built with fresh weights; `classes` sizes the ImageNet models' head."""
+def build_model(name, classes=1000, image_size=224):
+    """The architecture `name` (one of MODELS), built with fresh weights; `classes` sizes the ImageNet models' head,
+    `image_size` the ResNets' and the ViT's input (the others have the course's fixed inputs)."""
     from kcourse.models import build_cnn, build_mlp
 
     if name not in MODELS:
@@ -176,9 +182,9 @@ def build_model(name, classes=1000):
     if name.startswith("vgg"):
         return build_vgg(int(name[3:]), classes)
     if name.startswith("resnet"):
-        return build_resnet(int(name[6:]), classes)
+        return build_resnet(int(name[6:]), classes, image_size)
     if name == "vit_b16":
-        return build_vit_b16(classes)
+        return build_vit_b16(classes, image_size)
     return build_tiny_transformer()
 
 
@@ -249,6 +255,56 @@ def measure(name, model, classes=1000):
         "field (last conv)": last_conv_field(model),
         "MiB (float32)": total * 4 / 2**20,  # every weight, running statistics included, in float32
     }
+
+
+def latency(name, batch_sizes=BATCHES, image_size=224, repeats=3):
+    """004:31: `name` built with random weights and run by `predict_on_batch` (compiled where the backend compiles).
+
+    Returns {batch: {"ms / image", "peak MiB"}}: the median of `repeats` calls after a warm-up one (the
+    compilation), divided by the batch; the peak memory of those calls above what was in use before the
+    model was built: its weights, activations and workspace (kcourse.system.memory_mib: the accelerator's
+    allocator, else this process's resident memory, the backend's runtime included). The lab calls it in a
+    fresh process per model (`latency_apart`): what an earlier model left in the allocator would hide the next.
+    """
+    import time
+
+    import keras
+
+    from kcourse import system
+
+    keras.backend.clear_session()
+    if name.startswith(("resnet", "vit")):
+        system.keras_hub()  # imported before the baseline: its hundreds of MiB (TensorFlow's) are not the model's
+    keras.ops.convert_to_numpy(keras.ops.ones((2,)) + 1)  # the backend's runtime started, before the baseline too
+    system.reset_peak()
+    before, _ = system.memory_mib()
+    model = build_model(name, image_size=image_size)
+    images = np.random.default_rng(0).uniform(0, 255, (max(batch_sizes), image_size, image_size, 3)).astype("float32")
+    found = {}
+    for batch in batch_sizes:
+        x = images[:batch]
+        model.predict_on_batch(x)  # compiles
+        system.reset_peak()
+        seconds = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model.predict_on_batch(x)  # NumPy out: the call has finished
+            seconds.append(time.perf_counter() - start)
+        _, peak = system.memory_mib()
+        found[batch] = {"ms / image": 1000 * float(np.median(seconds)) / batch,
+                        "peak MiB": None if peak is None or before is None else peak - before}
+    del model
+    keras.backend.clear_session()
+    return found
+
+
+def latency_apart(name, batch_sizes=BATCHES, image_size=224):
+    """`latency` in a fresh Python process (the same backend, from KERAS_BACKEND), its result sent back."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(latency, name, batch_sizes, image_size).result()
 
 
 @contextlib.contextmanager
@@ -467,6 +523,41 @@ def receptive_fields(run):
     return f"The course CNN's last 5x5 convolution, after one pooling, sees {cnn}x{cnn} input pixels{deep}."
 
 
+def cnn_against_vit_cost(run):
+    found = run.metrics.get("latency")
+    if not found or "vit_b16" not in found:
+        return None
+    cnn = "resnet50" if "resnet50" in found else next((n for n in found if n.startswith("resnet")), None)
+    if cnn is None:
+        return None
+    big = str(max(int(b) for b in found["vit_b16"]))
+    def timings(by_batch):
+        return ", ".join(f"{t['ms / image']:.1f} ms an image at batch {b}" for b, t in by_batch.items())
+
+    parts = "; ".join(f"{_label(name)} {timings(t)}, peak {_mib(t[big]['peak MiB'])} at {big}" for name, t in found.items())
+    vit, conv = found["vit_b16"][big], found[cnn][big]
+    ratio = lambda column: f"{run.value('vit_b16', column) / run.value(cnn, column):.1f}x"  # noqa: E731
+    memory = f" and {vit['peak MiB'] / conv['peak MiB']:.1f}x the memory" if vit["peak MiB"] and conv["peak MiB"] else ""
+    size = run.metrics["latency image size"]
+    text_ = (f"On {run.metrics['latency device']}, at {size} px: {parts}. At 224 px ViT-B/16 has "
+             f"{ratio('params (trainable)')} {_label(cnn)}'s parameters and {ratio('GMACs')} its multiply-adds (the table); "
+             f"here it takes {vit['ms / image'] / conv['ms / image']:.1f}x its time per image at batch {big}{memory}.")
+    if vit["peak MiB"] and conv["peak MiB"]:
+        share = {name: run.value(name, "MiB (float32)") / found[name][big]["peak MiB"] for name in ("vit_b16", cnn)}
+        text_ += (f" Its weights are {share['vit_b16']:.0%} of its peak, {_label(cnn)}'s {share[cnn]:.0%} of its own: "
+                  f"the rest is activations and the runtime, and grows with the batch and the pixels (for the ViT, "
+                  f"with the square of its {(size // 16) ** 2 + 1} tokens in attention).")
+    return text_
+
+
+def _label(name):
+    return {"vit_b16": "ViT-B/16"}.get(name, f"ResNet-{name[6:]}")
+
+
+def _mib(value):
+    return "not measured" if value is None else f"{value:,.0f} MiB"
+
+
 HANDOUT = (
     Item("003:3", "model = MLP(784, 128, 10) ; print(f\"{n} parametres\")  # 101770", "The MLP's parameters, counted.",
          mlp_count, "kcourse.parameters.trainable", needs="--models mlp"),
@@ -493,6 +584,8 @@ HANDOUT = (
          needs="--models conv3x3"),
     Item("003:13", "ImageNet : ResNet, VGG", "The ImageNet architectures, counted.", resnet_counts, "kcourse.tasks.zoo.count",
          needs="--models resnet18 resnet34 resnet50 resnet101"),
+    Item("004:31", "CNN vs ViT : latence et mémoire", "CNN against ViT: latency and memory, measured.",
+         cnn_against_vit_cost, "kcourse.tasks.zoo.latency", needs="--latency"),
     Item("004:9", "Architecture de base : Conv → ReLU → Max Pool, puis Dense → ReLU, Dense → Softmax", "The basic CNN architecture: VGG.",
          vgg_counts, "kcourse.tasks.zoo.build_vgg", needs="--models vgg16"),
     Item("004:13", "Couches résiduelles y = F(x) + x ; blocs basic et bottleneck", "Residual blocks, basic and bottleneck.",
@@ -507,6 +600,11 @@ def build_parser():
                         help=f"among {', '.join(MODELS)} (default: all; with --quick: {' '.join(QUICK)})")
     parser.add_argument("--classes", type=cli.positive_int, default=1000,
                         help="classes of the ImageNet models' head (default: %(default)s, the published counts)")
+    parser.add_argument("--latency", nargs="*", choices=LATENCY, metavar="MODEL",
+                        help=f"also run these models (default: {' '.join(LATENCY)}) at 224 px with random weights: "
+                             f"ms per image at batch {' and '.join(map(str, BATCHES))}, peak memory (004:31)")
+    parser.add_argument("--latency-size", type=cli.number(int, low=32, why="the ResNets divide the side by 32"), default=224,
+                        help="their input side in pixels (default: %(default)s)")
     return parser
 
 
@@ -540,6 +638,20 @@ def run_lab(args):
             row = count(name, args.classes)
             run.save_metrics(**{name: row})
         rows.append(row)
+    if args.latency is not None:
+        from kcourse import system
+
+        timed = {}
+        for name in dict.fromkeys(args.latency or LATENCY):
+            print(f"latency: {name}, batch {' and '.join(map(str, BATCHES))} at {args.latency_size} px...", flush=True)
+            timed[name] = {str(b): t for b, t in latency_apart(name, image_size=args.latency_size).items()}  # str: as metrics.json
+        run.save_metrics(latency=timed, **{"latency device": system.accelerator() or "cpu",
+                                           "latency image size": args.latency_size})
+        run.save_table("latency", [{"model": name, "batch": b, **t} for name, by in timed.items() for b, t in by.items()])
+        for name in timed:
+            if name not in args.models:  # their parameters and FLOPs beside
+                rows.append(count(name))
+                run.save_metrics(**{name: rows[-1]})
     first = first_layers()
     run.save_metrics(**{"first layers": first})
     run.outputs.update(rows=rows, first=first)
