@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.notebooks import run_notebook
+from tests.test_zoo import LATENCY as ZOO_LATENCY
+from tests.test_zoo import MODELS as ZOO_MODELS
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 TRANSFORMER = ("--quick", "--epochs", "3", "--models", "sinusoidal", "learned")  # on the word2vec run's vectors
@@ -31,7 +33,7 @@ def shared_runs(name, lab_run):
     if name == "tp3_mnist":
         return [("mnist", lab_run("mnist", "--quick"))]
     if name == "tp3_finetune":
-        return [("finetune", lab_run("finetune", "--quick", "--models", "fine-tuned", "frozen", "scratch"))]
+        return [("finetune", lab_run("finetune", "--quick", "--models", "fine-tuned", "frozen", "frozen-batch-stats", "scratch"))]
     if name == "tp4_part1_word2vec_transformer":
         w2v = lab_run("word2vec", *W2V)
         embeddings = str(w2v.run.file("embeddings.npz"))
@@ -43,7 +45,7 @@ def shared_runs(name, lab_run):
     if name == "tp5_fcn_unet":
         return [("fcn", lab_run("fcn", "--quick")), ("unet", lab_run("unet", "--quick"))]
     if name == "lectures":
-        return [("zoo", lab_run("zoo", "--models", "mlp", "cnn", "conv3x3", "vgg16", "resnet18", "resnet101", "transformer")),
+        return [("zoo", lab_run("zoo", "--models", *ZOO_MODELS, *ZOO_LATENCY)),
                 ("clip", lab_run("clip", "--quick", "--preset", "tiny", "--dataset", "ants-bees")),
                 ("sequences", lab_run("sequences", *SEQUENCES)), ("translation", lab_run("translation", "--quick")),
                 ("convolution", lab_run("convolution", "--digits", "50")), ("degradation", lab_run("degradation", "--quick"))]
@@ -64,7 +66,9 @@ def _tp3_finetune(ns):
 
     rows = {row["model"]: row for row in ns["run"].rows}
     # offline (as in the suite) there are no pretrained weights: fine-tuned would repeat scratch and is left out
-    assert list(rows) == (["fine-tuned", "frozen", "scratch"] if ns["weights"] == "pretrained" else ["frozen", "scratch"])
+    assert list(rows) == (["fine-tuned", "frozen", "frozen-batch-stats", "scratch"] if ns["weights"] == "pretrained"
+                          else ["frozen", "frozen-batch-stats", "scratch"])
+    assert rows["frozen"]["BN statistics moved"] == 0.0 < rows["frozen-batch-stats"]["BN statistics moved"]
     assert rows["frozen"]["trainable params"] == 1_026  # ResNet18 frozen: only the head, 512 x 2 + 2
     assert rows["scratch"]["trainable params"] == 11_177_538 and rows["scratch"]["total params"] == 11_187_138
     assert ns["unchanged"] and all(np.array_equal(a, b) for a, b in zip(ns["frozen_backbone"].get_weights(), ns["run"].outputs["start"]))
@@ -106,7 +110,7 @@ def _lectures(ns):
     assert rows["resnet101"]["vs lecture"] == "off x9.99"  # the lecture's "445 M" is 44.5 M
     first = [row["parameters"] for row in ns["first"]]
     assert first == [536_871_424, 640, 150_529_000, 1_792]  # 500 M against ~1K; 150 M against 1,792
-    assert {"zoo.csv", "first_layers.csv", "params_vs_flops.png"} <= {p.name for p in ns["run"].path.iterdir()}
+    assert {"zoo.csv", "first_layers.csv", "params_vs_flops.png", "latency.csv"} <= {p.name for p in ns["run"].path.iterdir()}
     photos, scores = ns["photos"][ns["key"]], ns["scores"][ns["key"]]  # CLIP zero-shot: every photo scored against every class
     assert scores.shape == (len(photos.y_val), len(ns["prompts"][ns["key"]])) and np.allclose(scores.sum(axis=1), 1.0)
     toy = {(r["kind"], r["task"]): r["val accuracy"] for r in ns["seq_run"].rows}

@@ -18,13 +18,15 @@ def last_conv_row(model):
 
 
 # ---------------------------------------------------------------- the lab, and the course's small models
-MODELS = ["mlp", "cnn", "conv3x3", "vgg16", "resnet18", "resnet101", "transformer"]  # the lectures notebook's
+MODELS = ["mlp", "cnn", "conv3x3", "vgg16", "resnet18", "resnet101", "vit_b16", "transformer"]  # the lectures notebook's
+LATENCY = ["--latency", "resnet18", "vit_b16", "--latency-size", "32"]  # run, each in a fresh process: ~30 s
 
 
 @pytest.fixture(scope="module")
 def quick_run(lab_run):
-    """The lectures notebook's zoo: the course's models, one convolution, VGG16 and two ResNets (shapes only: seconds)."""
-    made = lab_run("zoo", "--models", *MODELS)
+    """The lectures notebook's zoo: the course's models, one convolution, VGG16, two ResNets and ViT-B/16 (shapes
+    only: seconds), then ResNet-18 and ViT-B/16 run at 32 px."""
+    made = lab_run("zoo", "--models", *MODELS, *LATENCY)
     return made.run, made.stdout
 
 
@@ -205,13 +207,11 @@ def test_resume_reads_back_the_counted_models(quick_run):
     assert [row["model"] for row in again.rows] == MODELS
 
 
-def test_the_vit_needs_several_times_resnet18s_memory_to_run_and_the_report_says_so(tmp_path):
+def test_the_vit_needs_several_times_resnet18s_memory_to_run_and_the_report_says_so(quick_run):
     """004:31 at 32 px (the lab's figures are at 224): the peak memory of a call holds the weights (and the
     backend's own runtime, a hundred MiB or so), and ViT-B/16's 86 M (330 MiB in float32) outweigh ResNet-18's
     11.7 M whatever the image."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        run = zoo.main(["--models", "resnet18", "--latency", "resnet18", "vit_b16", "--latency-size", "32",
-                        "--out", str(tmp_path / "run")])
+    run, _ = quick_run
     found = run.metrics["latency"]
     assert list(found) == ["resnet18", "vit_b16"] and all(list(by) == ["1", "32"] for by in found.values())
     peak = {name: by["32"]["peak MiB"] for name, by in found.items()}

@@ -299,12 +299,20 @@ def latency(name, batch_sizes=BATCHES, image_size=224, repeats=3):
 
 
 def latency_apart(name, batch_sizes=BATCHES, image_size=224):
-    """`latency` in a fresh Python process (the same backend, from KERAS_BACKEND), its result sent back."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    """`latency` in a fresh Python process (the same backend, from KERAS_BACKEND), its result read back.
 
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(latency, name, batch_sizes, image_size).result()
+    A plain subprocess, not multiprocessing: a spawned child would re-run the caller's script."""
+    import json
+    import subprocess
+    import sys
+
+    code = (f"import json; from kcourse.tasks import zoo; "
+            f"print('LATENCY', json.dumps(zoo.latency({name!r}, {tuple(batch_sizes)!r}, {int(image_size)})))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"zoo.latency({name!r}) failed in its process:\n{done.stderr[-2000:]}")
+    found = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("LATENCY "))[8:])
+    return {int(batch): t for batch, t in found.items()}
 
 
 @contextlib.contextmanager
