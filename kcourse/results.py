@@ -26,7 +26,7 @@ from pathlib import Path
 
 from kcourse import report
 
-LABS = ("mnist", "finetune", "word2vec", "attention", "loop", "transformer", "blocks", "sequences", "translation", "vit", "fcn", "unet", "convolution", "degradation", "zoo", "clip")
+LABS = ("mnist", "finetune", "word2vec", "attention", "loop", "transformer", "blocks", "sequences", "translation", "vit", "fcn", "unet", "convolution", "degradation", "zoo", "clip", "contrastive")
 BACKENDS = ("jax", "torch", "tensorflow")
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_MD = ROOT / "RESULTS.md"

@@ -61,7 +61,7 @@ def pytest_configure(config):
 NOTEBOOK_GROUP = {"tp3_mnist": "mnist", "tp3_finetune": "finetune", "tp4_part1_word2vec_transformer": "tp4",
                   "tp4_part2_vit": "vit", "tp5_fcn_unet": "tp5", "lectures": "lectures", "backend_comparison": "benchmark"}
 MODULE_GROUP = {"test_word2vec": "tp4", "test_transformer": "tp4", "test_attention": "tp4", "test_loop": "tp4", "test_blocks": "tp4", "test_fcn": "tp5", "test_unet": "tp5",
-                "test_zoo": "lectures", "test_clip": "lectures", "test_sequences": "lectures", "test_translation": "lectures", "test_convolution": "lectures", "test_degradation": "lectures", "test_report": "mnist"}
+                "test_zoo": "lectures", "test_clip": "lectures", "test_sequences": "lectures", "test_translation": "lectures", "test_convolution": "lectures", "test_degradation": "lectures", "test_contrastive": "lectures", "test_report": "mnist"}
 
 
 def group_of(nodeid):

@@ -48,7 +48,8 @@ def shared_runs(name, lab_run):
         return [("zoo", lab_run("zoo", "--models", *ZOO_MODELS, *ZOO_LATENCY)),
                 ("clip", lab_run("clip", "--quick", "--preset", "tiny", "--dataset", "ants-bees")),
                 ("sequences", lab_run("sequences", *SEQUENCES)), ("translation", lab_run("translation", "--quick")),
-                ("convolution", lab_run("convolution", "--digits", "50")), ("degradation", lab_run("degradation", "--quick"))]
+                ("convolution", lab_run("convolution", "--digits", "50")), ("degradation", lab_run("degradation", "--quick")),
+                ("contrastive", lab_run("contrastive", "--quick"))]
     return []
 
 

@@ -2,6 +2,7 @@
 for JAX, PyTorch and TensorFlow."""
 
 from kcourse.layers.classification_head import ClassificationHead
+from kcourse.layers.contrastive_logits import ContrastiveLogits
 from kcourse.layers.conv_block import ConvBlock
 from kcourse.layers.decoder_block import DecoderBlock
 from kcourse.layers.down_block import DownBlock
@@ -14,6 +15,7 @@ from kcourse.layers.up_block import UpBlock
 
 __all__ = [
     "ClassificationHead",
+    "ContrastiveLogits",
     "ConvBlock",
     "DecoderBlock",
     "DownBlock",

@@ -3,8 +3,9 @@
 from kcourse.models.digits import build_cnn, build_mlp
 from kcourse.models.resnet import resnet_backbone, resnet_config
 from kcourse.models.sentences import build_classifier
+from kcourse.models.tiny_clip import build_supervised, build_tiny_clip, contrastive_loss
 from kcourse.models.tiny_transformer_classifier import TinyTransformerClassifier
 from kcourse.models.tiny_translator import TinyTranslator, build_translator
 from kcourse.models.unet import MeanIoU, UNet
 
-__all__ = ["MeanIoU", "TinyTransformerClassifier", "TinyTranslator", "UNet", "build_classifier", "build_cnn", "build_mlp", "build_translator", "resnet_backbone", "resnet_config"]
+__all__ = ["MeanIoU", "TinyTransformerClassifier", "TinyTranslator", "UNet", "build_classifier", "build_cnn", "build_mlp", "build_supervised", "build_tiny_clip", "contrastive_loss", "build_translator", "resnet_backbone", "resnet_config"]
