@@ -31,8 +31,10 @@ cProfile of each model on each candidate after its warm-up (on jax, the
 jitted step is one call: its time is XLA's).
 
 The run folder (runs/benchmark-<time>/) gets benchmark.csv, benchmark.md and
-benchmark.png (a bar chart); from a checkout, the "latest figures" block of
-BENCHMARKS.md is rewritten with the table and the exact command.
+benchmark.png (a bar chart). With --update, from a checkout, the "latest
+figures" block of BENCHMARKS.md is rewritten with the table and the exact
+command (BENCHMARKS.md's figures come from that command); without it the
+checkout is left as it was.
 """
 
 import argparse
@@ -650,7 +652,8 @@ def main(argv=None):
     parser.add_argument("--sentences", type=cli.positive_int, default=20_000, help="word2vec's corpus (default: 20,000, the lab's)")
     parser.add_argument("--threads", type=cli.positive_int, default=2, help="threads per candidate (default: 2)")
     parser.add_argument("--out", type=Path, help="run folder (default: runs/benchmark-<time>)")
-    parser.add_argument("--no-update", action="store_true", help="leave BENCHMARKS.md as it is")
+    parser.add_argument("--update", action="store_true",
+                        help="rewrite the latest-figures block of the checkout's BENCHMARKS.md (default: leave it as it is)")
     parser.add_argument("--profile", action="store_true",
                         help="no table: where the time goes, a cProfile of one epoch per model and candidate (profile-*.txt)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -694,7 +697,7 @@ def main(argv=None):
     fig.savefig(out / "benchmark.png", dpi=120, bbox_inches="tight")
     print(table)
     print(f"run folder: {out}")
-    if not args.no_update and BENCHMARKS_MD.parent.joinpath("pyproject.toml").exists():
+    if args.update and BENCHMARKS_MD.parent.joinpath("pyproject.toml").exists():
         update_benchmarks_md(BENCHMARKS_MD, table, command, conditions)
         print(f"updated {BENCHMARKS_MD}")
     return rows

@@ -30,7 +30,11 @@ def tiny_run(tmp_path_factory):
         argv = ["--models", "tiny-transformer", "word2vec", "--backends", backend, "--references", "native",
                 "--rounds", "2", "--steps", "2", "--batch-size", "8", "--sentences", "300", "--word2vec-batch-size", "256",
                 "--threads", "1", "--out", str(root / "run")]
-        rows = benchmark.main(argv)
+        rows = benchmark.main([*argv, "--update"])
+        updated = md.read_text()
+        benchmark.main(["--models", "tiny-transformer", "--backends", backend, "--references", "--rounds", "1", "--steps", "1",
+                        "--batch-size", "8", "--threads", "1", "--out", str(root / "run-without-update")])
+        assert md.read_text() == updated  # without --update a checkout stays as it was
     finally:
         benchmark.BENCHMARKS_MD = real
     assert (real.read_text() if real.exists() else None) == real_text  # the real BENCHMARKS.md is left alone

@@ -210,6 +210,10 @@ def test_augment_ladder_quick_writes_its_table_and_plot(tiny_preset, photos, tmp
     assert config["ladder"]["learning_rate"] == pytest.approx(1e-4) and config["ladder"]["trains"] == "last 1 + norm"
     assert config["seed"] == 0 and "warm-up" in config["schedule"] and config["optimizer"].startswith("AdamW")
     assert "N = (16/4)(16/4) = 4 x 4 = 16 patches + 1 [CLS] = 17 tokens" in stdout and "estimate: an epoch of" in stdout
+    photos = run.metrics["photos"]  # 001:31: the data named, with this run's counts
+    answer = next(a["answer"] for a in run.answers() if a["tag"] == "001:31")
+    assert answer.startswith(f"ants / bees: {photos['train']:,} training and {photos['val']:,} validation photos of {root}")
+    assert "d2l's hotdog.zip" in answer and "--data-dir" in answer
 
 
 def test_a_wrong_head_dimension_is_a_one_line_error(tiny_preset, tmp_path, monkeypatch):

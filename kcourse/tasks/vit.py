@@ -696,6 +696,16 @@ def token_count(run):
             f"(ViT-B/16 on 224 px: 14 x 14 + 1 = 197 tokens of 768).")
 
 
+def the_dataset(run):
+    photos = run.metrics.get("photos")
+    if not photos:
+        return None
+    return (f"{' / '.join(run.config['classes'])}: {photos['train']:,} training and {photos['val']:,} validation photos of "
+            f"{run.config['data_used']}. The handout names a copy of hot dog / not hot dog on a hub; kcourse downloads "
+            f"d2l's hotdog.zip instead (keras.utils.get_file, cached, its SHA-1 checked), the same two classes; "
+            f"`--data-dir` reads the hub's copy, or any image folder.")
+
+
 def patches_as_a_convolution(run):
     b = run.config["backbone"]
     ph = b["patch_size"][0]
@@ -750,6 +760,8 @@ def occlusion(run):
 
 
 HANDOUT = (
+    Item("001:31", "Dataset : hot dog / not hot dog (copie sur un hub)", "The data set: hot dog / not hot dog.", the_dataset,
+         "kcourse.datasets.hotdogs"),
     Item("000:10", "CV : 3 × 16 × 16 patches → conv2d(stride=16) → vecteurs de taille D_model",
          "Images as tokens: patches through a strided convolution.", patches_as_a_convolution, "kcourse.tasks.vit.describe"),
     Item("001:34", "Pour vit-base-patch16-224, calculez N et vérifiez que la taille de sortie est bien (B,197,768). Où apparaît le 197 ?",
@@ -824,6 +836,7 @@ def run_lab(args):
     data = load_data(args.data_dir, size, args.val_split, args.quick, args.seed)
     load = data.x_train.shape[1]
     print(f"{data!r}; inputs normalised with {norm_text}")
+    run.save_metrics(photos={"train": len(data.x_train), "val": len(data.x_val)})
     levels = levels_from(args.augment)
     lr = args.learning_rate if unfreeze_last in (0, "all") else (args.finetune_learning_rate or args.learning_rate / 10)
     pool, head = args.pool[0], args.head[0]
