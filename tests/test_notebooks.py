@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.notebooks import run_notebook
+from tests.test_vit import QUICK_RUN as VIT
 from tests.test_zoo import LATENCY as ZOO_LATENCY
 from tests.test_zoo import MODELS as ZOO_MODELS
 
@@ -41,7 +42,7 @@ def shared_runs(name, lab_run):
                 ("attention", lab_run("attention", *ATTENTION)), ("loop", lab_run("loop", *LOOP)),
                 ("blocks", lab_run("blocks", *BLOCKS))]
     if name == "tp4_part2_vit":
-        return [("vit", lab_run("vit", "--quick", "--pool", "cls", "mean"))]
+        return [("vit", lab_run("vit", *VIT))]
     if name == "tp5_fcn_unet":
         return [("fcn", lab_run("fcn", "--quick")), ("unet", lab_run("unet", "--quick"))]
     if name == "lectures":

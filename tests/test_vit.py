@@ -216,6 +216,24 @@ def test_augment_ladder_quick_writes_its_table_and_plot(tiny_preset, photos, tmp
     assert "d2l's hotdog.zip" in answer and "--data-dir" in answer
 
 
+QUICK_RUN = ("--quick", "--pool", "cls", "mean", "pooler")  # the TP4 part 2 notebook's run (offline: the small ViT)
+
+
+def test_a_trained_pooler_is_compared_with_raw_cls_and_the_patch_mean_all_else_equal(lab_run):
+    """001:35: keras-hub's ViT has no pooler; one trained on [CLS] (Dense + tanh) against [CLS] and the patch mean."""
+    run = lab_run("vit", *QUICK_RUN).run
+    rows = {row["model"]: row for row in run.rows}
+    d = run.config["backbone"]["hidden_dim"]
+    assert rows["frozen-pooler-linear"]["trainable params"] == rows["frozen-cls-linear"]["trainable params"] + d * d + d
+    assert rows["frozen-mean-linear"]["trainable params"] == rows["frozen-cls-linear"]["trainable params"]
+    assert rows["frozen-pooler-linear"]["total params"] - rows["frozen-pooler-linear"]["trainable params"] == \
+        rows["frozen-cls-linear"]["total params"] - rows["frozen-cls-linear"]["trainable params"]  # the same frozen backbone
+    answer = next(a["answer"] for a in run.answers() if a["tag"] == "001:35")
+    for pool in ("cls", "mean", "pooler"):
+        assert f"{rows[f'frozen-{pool}-linear']['val accuracy']:.3f}" in answer
+    assert "no pooler output" in answer and f"{d * d + d:,} more weights" in answer
+
+
 def test_a_wrong_head_dimension_is_a_one_line_error(tiny_preset, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, stderr = run_lab("vit", ["--preset", str(tiny_preset[0]), "--head-dim", "768"])

@@ -7,8 +7,9 @@ photos; the handout names a copy on a hub, which `--data-dir` reads too):
   default, hf://google/vit-base-patch16-224, or a local preset folder). Its
   sizes are read from the loaded model and the token arithmetic printed:
   N = (H/P)(W/P) patches + 1 [CLS], output (B, 1+N, D): 197 x 768 for ViT-B/16.
-- B, the head: kcourse.layers.ClassificationHead on the [CLS] token or the
-  mean of the patch tokens (--pool), linear or one hidden layer of D/4, D/2
+- B, the head: kcourse.layers.ClassificationHead on the [CLS] token, the
+  mean of the patch tokens or a trained pooler (Dense + tanh on [CLS], the
+  original ViT's pre-logits: keras-hub's backbone has none) (--pool), linear or one hidden layer of D/4, D/2
   or D (--head). The backbone frozen first (its features computed once);
   then the last N blocks and the final norm unfrozen at a lower learning
   rate (--unfreeze-last N).
@@ -62,7 +63,7 @@ HF_PRESET = "hf://google/vit-base-patch16-224"
 SMALL_VIT = dict(image_shape=(64, 64, 3), patch_size=8, num_layers=4, num_heads=4, hidden_dim=128, mlp_dim=512)
 SMALL_VIT_TEXT = "a small ViT with random weights (64 px, patch 8, 4 blocks, width 128, MLP 512), trained from scratch"
 LEVELS = ("baseline", "light", "medium", "strong")
-POOLS = ("cls", "mean")
+POOLS = ("cls", "mean", "pooler")
 HEADS = ("linear", "D/4", "D/2", "D")
 MIXES = ("none", "mixup", "cutmix")
 PARITY = {"val accuracy": 0.1}  # 96 validation photos offline, trained from scratch: noisy
@@ -316,19 +317,34 @@ def steps_per_epoch(num_samples, batch_size):
 
 # ---------------------------------------------------------------- step B / C: the model
 def pool_tokens(tokens, pool):
-    """(B, 1+N, D) -> (B, D): the [CLS] token ("cls") or the mean of the N patch tokens ("mean").
+    """(B, 1+N, D) -> (B, D): the [CLS] token ("cls"), the mean of the N patch tokens ("mean"), or a trained
+    pooler on [CLS] ("pooler": Dense(D) + tanh, the original ViT's pre-logits in pre-training; keras-hub's
+    ViTBackbone has none, and google/vit-base-patch16-224, fine-tuned, ships none).
 
     Built from Keras' own layers, so that the saved model needs no custom class.
     """
     from keras import layers
 
     n = tokens.shape[1] - 1
-    if pool == "cls":
-        return layers.Flatten(name="cls_token")(layers.Cropping1D((0, n), name="keep_cls")(tokens))  # (B, D)
+    if pool in ("cls", "pooler"):
+        cls = layers.Flatten(name="cls_token")(layers.Cropping1D((0, n), name="keep_cls")(tokens))  # (B, D)
+        return cls if pool == "cls" else pooler(tokens.shape[-1])(cls)
     if pool == "mean":
         patches = layers.Cropping1D((1, 0), name="drop_cls")(tokens)  # (B, N, D)
         return layers.GlobalAveragePooling1D(name="mean_of_patches")(patches)  # (B, D)
     raise cli.LabError(f"--pool {pool!r}: choose among {', '.join(POOLS)}")
+
+
+def pooler(d):
+    """The pooler ("pooler" pool): Dense(D) + tanh on the [CLS] token, trained with the head (D^2 + D weights)."""
+    from keras import layers
+
+    return layers.Dense(d, activation="tanh", name="pooler")
+
+
+def feature_pool(pool):
+    """The frozen backbone's features a pool trains its head on: the pooler's are the [CLS] token's."""
+    return "cls" if pool == "pooler" else pool
 
 
 def head_width(head, d):
@@ -418,16 +434,20 @@ def build_model(backbone, normalize, num_classes, load_size, level, pool, head, 
     model = build_network(copy, normalize, num_classes, load_size, level, pool, head, dropout, head_dim, seed,
                           name=runs.slug(name or level))
     if warm is not None:
-        model.get_layer("classifier").get_layer("head").set_weights(warm.get_layer("head").get_weights())
+        for part in ("pooler", "head") if pool == "pooler" else ("head",):
+            model.get_layer("classifier").get_layer(part).set_weights(warm.get_layer(part).get_weights())
     return compile_classifier(model, learning_rate, steps, warmup, weight_decay, soft_labels=soft_labels)
 
 
-def build_head_model(d, num_classes, head, dropout=0.1, head_dim=None, name="head_on_features"):
-    """The head alone, on pooled features (B, D): what trains when the backbone is frozen and the features cached."""
+def build_head_model(d, num_classes, head, dropout=0.1, head_dim=None, name="head_on_features", pool="cls"):
+    """The head alone, on pooled features (B, D): what trains when the backbone is frozen and the features cached
+    (the "pooler" pool: its Dense + tanh first, on the [CLS] features)."""
     import keras
 
-    inputs = keras.Input((d,), name="features")
-    return keras.Model(inputs, attach_head(make_head(num_classes, head, d, dropout, head_dim), inputs, head_dim or d), name=name)
+    x = inputs = keras.Input((d,), name="features")
+    if pool == "pooler":
+        x = pooler(d)(x)
+    return keras.Model(inputs, attach_head(make_head(num_classes, head, d, dropout, head_dim), x, head_dim or d), name=name)
 
 
 def features(backbone, normalize, x, load_size, pools=POOLS, batch_size=32):
@@ -598,21 +618,22 @@ def train_frozen_heads(run, backbone, normalize, data, robust, pools=("cls",), h
     print(f"\nB. backbone frozen: its pooled features ({', '.join(pools)}) of {n_images:,} images "
           f"(train, val and the {len(robust)} robustness sets) computed once", flush=True)
     start = time.perf_counter()
-    by_pool, robust_by_pool = frozen_features(backbone, normalize, data, robust, load, pools, run.batch_size)
+    by_pool, robust_by_pool = frozen_features(backbone, normalize, data, robust, load,
+                                              list(dict.fromkeys(map(feature_pool, pools))), run.batch_size)
     print(f"   {time.perf_counter() - start:.1f} s; then only the head trains, at learning rate {learning_rate:g}")
     results = {}
     for p in pools:
-        feats = by_pool[p]
+        feats = by_pool[feature_pool(p)]
         for h in heads:
             name = f"frozen-{p}-{h}"
 
-            def build(h=h):
-                model = build_head_model(d, num_classes, h, dropout, head_dim)
+            def build(h=h, p=p):
+                model = build_head_model(d, num_classes, h, dropout, head_dim, pool=p)
                 return compile_classifier(model, learning_rate, steps, warmup, weight_decay)
 
             fitted = run.fit(name, build, (feats.x_train, feats.y_train), (feats.x_val, feats.y_val),
                              frozen_params=int(backbone.count_params()))  # the frozen backbone is part of the model
-            scores = evaluate(fitted.model, feats, robust_by_pool[p], batch_size=256)
+            scores = evaluate(fitted.model, feats, robust_by_pool[feature_pool(p)], batch_size=256)
             run.record(fitted, stage=stage_name(0), augment="baseline", **best_val(fitted), **scores)
             results[name] = dict(model=fitted.model, y_pred=predict_classes(fitted.model, feats.x_val, 256))
     return results
@@ -722,6 +743,23 @@ def the_heads(run):
     return f"On the frozen backbone, features computed once, only ClassificationHead trains: {parts}."
 
 
+def the_pooler(run):
+    frozen = {r["model"]: r for r in run.rows if r["model"].startswith("frozen-")}
+    head = next((r["model"].split("-", 2)[2] for r in run.rows if r["model"].startswith("frozen-pooler-")), None)
+    compared = {p: frozen.get(f"frozen-{p}-{head}") for p in POOLS}
+    if head is None or None in compared.values():
+        return None
+    best = max(POOLS, key=lambda p: (round(float(compared[p]["val accuracy"]), 3), -int(compared[p]["trainable params"])))
+    extra = int(compared["pooler"]["trainable params"]) - int(compared["cls"]["trainable params"])
+    parts = ", ".join(f"{name} {float(compared[p]['val accuracy']):.3f}" for p, name in
+                      (("cls", "raw [CLS]"), ("mean", "the patch mean"), ("pooler", "a trained pooler")))
+    return (f"keras-hub's ViTBackbone returns the tokens (B, 1+N, D) and no pooler output; the fine-tuned "
+            f"google/vit-base-patch16-224 ships none (its pre-logits layer exists in pre-training only). All else equal "
+            f"(the {head} head, the frozen backbone's features, the same split and seed), val accuracy: {parts} (Dense + "
+            f"tanh on [CLS], {extra:,} more weights). Use {dict(cls='raw [CLS]', mean='the patch mean', pooler='the pooler')[best]} "
+            f"here: the best, and at a tie the fewest weights.")
+
+
 def training_and_metrics(run):
     ladder = [r for r in run.rows if not r["model"].startswith("frozen-")]
     if not ladder:
@@ -762,6 +800,8 @@ def occlusion(run):
 HANDOUT = (
     Item("001:31", "Dataset : hot dog / not hot dog (copie sur un hub)", "The data set: hot dog / not hot dog.", the_dataset,
          "kcourse.datasets.hotdogs"),
+    Item("001:35", "pooler_output s'il existe, sinon le token [CLS]", "The pooler, if it exists: against [CLS] and the patch mean.",
+         the_pooler, "kcourse.tasks.vit.pooler", needs="--pool cls mean pooler"),
     Item("000:10", "CV : 3 × 16 × 16 patches → conv2d(stride=16) → vecteurs de taille D_model",
          "Images as tokens: patches through a strided convolution.", patches_as_a_convolution, "kcourse.tasks.vit.describe"),
     Item("001:34", "Pour vit-base-patch16-224, calculez N et vérifiez que la taille de sortie est bien (B,197,768). Où apparaît le 197 ?",
@@ -801,7 +841,9 @@ def build_parser():
     images.add_folder_options(parser, "image folder instead of the hot dogs (the handout's hub copy, or any)")
     model_group = parser.add_argument_group("backbone and head (steps A, B)")
     model_group.add_argument("--preset", default=PRESET, help=f"keras-hub ViT preset, handle ({HF_PRESET}) or local folder (default: %(default)s)")
-    model_group.add_argument("--pool", nargs="+", default=["cls", "mean"], choices=POOLS, help="features for the head: [CLS] token, mean of patch tokens (default: cls mean)")
+    model_group.add_argument("--pool", nargs="+", default=["cls", "mean", "pooler"], choices=POOLS,
+                             help="features for the head: [CLS] token, mean of patch tokens, a trained pooler (Dense + tanh) "
+                                  "on [CLS] (default: cls mean pooler)")
     model_group.add_argument("--head", nargs="+", default=["linear", "D/2"], choices=HEADS, help="linear, or one hidden layer of D/4, D/2 or D (default: linear D/2)")
     model_group.add_argument("--head-dim", type=cli.positive_int, help="feature size the head expects (default: D, read from the backbone)")
     model_group.add_argument("--dropout", type=cli.unit, default=0.1, help="the hidden head's dropout (default: %(default)s)")
