@@ -216,7 +216,7 @@ def test_augment_ladder_quick_writes_its_table_and_plot(tiny_preset, photos, tmp
     assert "d2l's hotdog.zip" in answer and "--data-dir" in answer
 
 
-QUICK_RUN = ("--quick", "--pool", "cls", "mean", "pooler")  # the TP4 part 2 notebook's run (offline: the small ViT)
+QUICK_RUN = ("--quick", "--pool", "cls", "mean", "pooler", "--head", "linear", "D/2")  # the TP4 part 2 notebook's run
 
 
 def test_a_trained_pooler_is_compared_with_raw_cls_and_the_patch_mean_all_else_equal(lab_run):
@@ -308,3 +308,26 @@ def test_a_preset_whose_converter_cannot_be_read_says_what_normalises_instead(ti
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"--preset {tiny_preset[0]}: its image converter cannot be read") and line.endswith(
         "normalising with ImageNet's mean and std instead")
+
+
+def test_the_overfitting_onset_is_read_from_the_curve():
+    """001:41: the epoch of the lowest validation loss, when the curve ends above it."""
+    assert vit.overfitting_onset([0.9, 0.6, 0.5, 0.55, 0.7]) == 3  # rises after epoch 3
+    assert vit.overfitting_onset([0.9, 0.6, 0.5, 0.45]) is None  # still falling
+    assert vit.overfitting_onset([0.9, 0.5, 0.502]) is None  # within the tolerance: noise, not a rise
+    assert vit.overfitting_onset([0.7]) is None
+
+
+def test_the_ladder_names_where_it_stops_and_the_figures_get_their_numbers(lab_run):
+    """001:57, 001:59, 001:65 and 001:41 on the notebook's run: each answer carries that run's numbers."""
+    run = lab_run("vit", *QUICK_RUN).run
+    answers = {a["tag"]: a["answer"] for a in run.answers() if a["answer"]}
+    rows = {row["model"]: row for row in run.rows}
+    base, light = float(rows["baseline"]["val accuracy"]), float(rows["light"]["val accuracy"])
+    stops = "stops improving at light" in answers["001:59"]
+    assert stops == (light <= base) and f"{light:.3f}" in answers["001:59"]
+    assert vit.LEVEL_TEXT["light"] in answers["001:57"] and "augmentation.png" in answers["001:57"]
+    assert "interpretation.png" in answers["001:65"] and f"{run.metrics['interpretation']['largest drop']:.2f}" in answers["001:65"]
+    hidden, linear = rows["frozen-cls-D/2"], rows["frozen-cls-linear"]
+    assert f"frozen-cls-D/2 against frozen-cls-linear: val accuracy {float(hidden['val accuracy']):.3f}" in answers["001:41"]
+    assert int(hidden["trainable params"]) > int(linear["trainable params"]) and "still falls" in answers["001:41"]  # 1 epoch

@@ -63,6 +63,13 @@ HF_PRESET = "hf://google/vit-base-patch16-224"
 SMALL_VIT = dict(image_shape=(64, 64, 3), patch_size=8, num_layers=4, num_heads=4, hidden_dim=128, mlp_dim=512)
 SMALL_VIT_TEXT = "a small ViT with random weights (64 px, patch 8, 4 blocks, width 128, MLP 512), trained from scratch"
 LEVELS = ("baseline", "light", "medium", "strong")
+LEVEL_TEXT = {  # what each level does to a training photo (augmentation, rand_augment)
+    "baseline": "the centre crop, nothing random",
+    "light": "a random resized crop (8-100% of the area) and a horizontal flip: position and scale vary",
+    "medium": "light + colour jitter and random erasing: colours vary, parts go missing",
+    "strong": "medium + RandAugment (two random operations a photo): shears, rotations, posterisation...",
+}
+LEVEL_SHORT = {"baseline": "centre crop", "light": "crop, flip", "medium": "+ colour, erasing", "strong": "+ RandAugment"}
 POOLS = ("cls", "mean", "pooler")
 HEADS = ("linear", "D/4", "D/2", "D")
 MIXES = ("none", "mixup", "cutmix")
@@ -577,7 +584,7 @@ def samples_figure(image, levels, image_size, load_size, seed=0, copies=4):
             batch = ops.convert_to_numpy(keras.layers.RandAugment(value_range=(0, 255), num_ops=2, factor=0.5,
                                                                   seed=seed + 2)(batch, training=True))
         rows += [ops.convert_to_numpy(augment(image[None], training=False))[0], *ops.convert_to_numpy(augment(batch, training=True))]
-        titles += [f"{level}: inference"] + [f"{level} {k + 1}" for k in range(copies)]
+        titles += [f"{level} ({LEVEL_SHORT[level]}): inference"] + [f"{level}, draw {k + 1}" for k in range(copies)]
     return plots.image_grid(np.clip(np.stack(rows) / 255.0, 0, 1), titles, ncols=1 + copies)
 
 
@@ -634,9 +641,21 @@ def train_frozen_heads(run, backbone, normalize, data, robust, pools=("cls",), h
             fitted = run.fit(name, build, (feats.x_train, feats.y_train), (feats.x_val, feats.y_val),
                              frozen_params=int(backbone.count_params()))  # the frozen backbone is part of the model
             scores = evaluate(fitted.model, feats, robust_by_pool[feature_pool(p)], batch_size=256)
-            run.record(fitted, stage=stage_name(0), augment="baseline", **best_val(fitted), **scores)
+            onset = overfitting_onset(fitted.history.get("val_loss", []))
+            run.record(fitted, stage=stage_name(0), augment="baseline", **best_val(fitted), **scores,
+                       **{"val loss rises after epoch": onset if onset is not None else "-"})
             results[name] = dict(model=fitted.model, y_pred=predict_classes(fitted.model, feats.x_val, 256))
     return results
+
+
+def overfitting_onset(val_loss, tolerance=0.01):
+    """The epoch (1-based) after which the validation loss rises for good: its minimum's, when the last epoch ends
+    more than `tolerance` (relative) above it; None while it still falls (no overfitting seen yet)."""
+    losses = [float(v) for v in val_loss]
+    if len(losses) < 2:
+        return None
+    best = int(np.argmin(losses))
+    return best + 1 if losses[-1] > losses[best] * (1 + tolerance) else None
 
 
 def best_val(fitted):
@@ -760,6 +779,68 @@ def the_pooler(run):
             f"here: the best, and at a tie the fewest weights.")
 
 
+def linear_against_hidden(run):
+    frozen = {r["model"]: r for r in run.rows if r["model"].startswith("frozen-")}
+    pairs = [(f"frozen-{p}-linear", f"frozen-{p}-{h}") for p in POOLS for h in HEADS[1:]
+             if f"frozen-{p}-linear" in frozen and f"frozen-{p}-{h}" in frozen]
+    if not pairs:
+        return None
+
+    def onset(row):
+        epoch = row.get("val loss rises after epoch")
+        return f"its val loss rises after epoch {epoch}" if epoch not in (None, "", "-") else "its val loss still falls"
+
+    parts = []
+    for linear, hidden in pairs:
+        a, b = frozen[linear], frozen[hidden]
+        parts.append(f"{hidden} against {linear}: val accuracy {float(b['val accuracy']):.3f} against "
+                     f"{float(a['val accuracy']):.3f} ({float(b['val accuracy']) - float(a['val accuracy']):+.3f}), "
+                     f"{int(b['trainable params']):,} trainable weights against {int(a['trainable params']):,}; the hidden head: "
+                     f"{onset(b)}, the linear one: {onset(a)}; {float(b['s / epoch']):.2f} against {float(a['s / epoch']):.2f} s an epoch")
+    return (f"On the frozen backbone's features, {plural(run.config['epochs'], 'epoch')}: " + "; ".join(parts)
+            + ". The overfitting onset is read from the curves: the epoch of the lowest validation loss, when it ends "
+              "above it.")
+
+
+def augmented_images(run):
+    ladder = [r for r in run.rows if not r["model"].startswith("frozen-")]
+    if not ladder:
+        return None
+    parts = "; ".join(f"{r['model']}: {LEVEL_TEXT[r['model'].split('+')[0]]} (val accuracy {float(r['val accuracy']):.3f}, "
+                      f"robust {float(r['robust accuracy']):.3f})" for r in ladder)
+    return f"augmentation.png shows one photo at each level, at inference then four training draws. {parts}."
+
+
+def where_the_ladder_stops(run):
+    ladder = [r for r in run.rows if not r["model"].startswith("frozen-")]
+    if len(ladder) < 2:
+        return None
+    accuracy = [float(r["val accuracy"]) for r in ladder]
+    robust = [float(r["robust accuracy"]) for r in ladder]
+    stop = next((i for i in range(1, len(ladder)) if accuracy[i] <= max(accuracy[:i])), None)
+    if stop is None:
+        verdict = f"val accuracy rises at every level, up to {ladder[-1]['model']} ({accuracy[-1]:.3f})"
+    else:
+        verdict = (f"val accuracy stops improving at {ladder[stop]['model']}: {accuracy[stop]:.3f} against "
+                   f"{max(accuracy[:stop]):.3f} for the best level before it ({ladder[int(np.argmax(accuracy[:stop]))]['model']})")
+    best_robust = ladder[int(np.argmax(robust))]["model"]
+    return f"Along the ladder ({' < '.join(r['model'] for r in ladder)}), {verdict}; the robustness set is best read at {best_robust} ({max(robust):.3f})."
+
+
+def figures_commented(run):
+    ladder = [r for r in run.rows if not r["model"].startswith("frozen-")]
+    seen = run.metrics.get("interpretation")
+    if not ladder or seen is None:
+        return None
+    best = max(ladder, key=lambda r: float(r["val accuracy"]))
+    return (f"learning_curves.png: every model's loss and accuracy by epoch, {best['model']} ending at val accuracy "
+            f"{float(best['val accuracy']):.3f}; augment_ladder.png: val and robust accuracy per level, from "
+            f"{float(ladder[0]['val accuracy']):.3f} ({ladder[0]['model']}) to {float(ladder[-1]['val accuracy']):.3f} "
+            f"({ladder[-1]['model']}); interpretation.png: on {seen['photos']} photos of {seen['model']}, the rollout's "
+            f"brightest patch holds {seen['top rollout share']:.1%} of [CLS]'s attention, and hiding one patch lowers the "
+            f"logit by up to {seen['largest drop']:.2f}.")
+
+
 def training_and_metrics(run):
     ladder = [r for r in run.rows if not r["model"].startswith("frozen-")]
     if not ladder:
@@ -802,6 +883,15 @@ HANDOUT = (
          "kcourse.datasets.hotdogs"),
     Item("001:35", "pooler_output s'il existe, sinon le token [CLS]", "The pooler, if it exists: against [CLS] and the patch mean.",
          the_pooler, "kcourse.tasks.vit.pooler", needs="--pool cls mean pooler"),
+    Item("001:41", "Comparez tête linéaire et tête MLP : écart de performance ; la tête MLP sur-apprend-elle plus vite ?",
+         "A linear head against a hidden one: the gap, and which overfits first.", linear_against_hidden,
+         "kcourse.tasks.vit.overfitting_onset", needs="--head linear D/2"),
+    Item("001:57", "Discussion qualitative des images augmentées", "What each augmentation level does to a photo.",
+         augmented_images, "kcourse.tasks.vit.samples_figure"),
+    Item("001:59", "À partir de quel niveau la performance chute-t-elle ?", "The level where performance stops improving.",
+         where_the_ladder_stops, "kcourse.tasks.vit.report_ladder", needs="--augment all"),
+    Item("001:65", "2-3 figures commentées", "The figures, each with its numbers.", figures_commented,
+         "kcourse.tasks.vit.ladder_figure"),
     Item("000:10", "CV : 3 × 16 × 16 patches → conv2d(stride=16) → vecteurs de taille D_model",
          "Images as tokens: patches through a strided convolution.", patches_as_a_convolution, "kcourse.tasks.vit.describe"),
     Item("001:34", "Pour vit-base-patch16-224, calculez N et vérifiez que la taille de sortie est bien (B,197,768). Où apparaît le 197 ?",
