@@ -216,7 +216,8 @@ def test_augment_ladder_quick_writes_its_table_and_plot(tiny_preset, photos, tmp
     assert "d2l's hotdog.zip" in answer and "--data-dir" in answer
 
 
-QUICK_RUN = ("--quick", "--pool", "cls", "mean", "pooler", "--head", "linear", "D/2")  # the TP4 part 2 notebook's run
+QUICK_RUN = ("--quick", "--pool", "cls", "mean", "pooler", "--head", "linear", "D/2",
+             "--dropout", "0", "0.3")  # the TP4 part 2 notebook's run
 
 
 def test_a_trained_pooler_is_compared_with_raw_cls_and_the_patch_mean_all_else_equal(lab_run):
@@ -310,6 +311,19 @@ def test_a_preset_whose_converter_cannot_be_read_says_what_normalises_instead(ti
         "normalising with ImageNet's mean and std instead")
 
 
+def test_each_dropout_rate_trains_the_hidden_head_once_and_frozen_meets_partly_unfrozen(lab_run):
+    """001:42: dropout 0 and 0.3 on the same hidden head and features; the frozen head against the last block trained."""
+    run = lab_run("vit", *QUICK_RUN).run
+    rows = {row["model"]: row for row in run.rows}
+    assert {"frozen-cls-D/2-drop0", "frozen-cls-D/2-drop0.3", "frozen-cls-linear"} <= set(rows)
+    assert "frozen-cls-linear-drop0" not in rows  # the linear head has no dropout to vary
+    assert rows["frozen-cls-D/2-drop0"]["trainable params"] == rows["frozen-cls-D/2-drop0.3"]["trainable params"]
+    answer = next(a["answer"] for a in run.answers() if a["tag"] == "001:42")
+    assert "frozen-cls-D/2 with dropout 0 / 0.3: val accuracy" in answer
+    assert f"against {float(rows['baseline']['val accuracy']):.3f}" in answer
+    assert f"against {rows['baseline']['stage']} trained (baseline, the same head and pool)" in answer  # offline: from scratch
+
+
 def test_the_overfitting_onset_is_read_from_the_curve():
     """001:41: the epoch of the lowest validation loss, when the curve ends above it."""
     assert vit.overfitting_onset([0.9, 0.6, 0.5, 0.55, 0.7]) == 3  # rises after epoch 3
@@ -328,6 +342,19 @@ def test_the_ladder_names_where_it_stops_and_the_figures_get_their_numbers(lab_r
     assert stops == (light <= base) and f"{light:.3f}" in answers["001:59"]
     assert vit.LEVEL_TEXT["light"] in answers["001:57"] and "augmentation.png" in answers["001:57"]
     assert "interpretation.png" in answers["001:65"] and f"{run.metrics['interpretation']['largest drop']:.2f}" in answers["001:65"]
-    hidden, linear = rows["frozen-cls-D/2"], rows["frozen-cls-linear"]
-    assert f"frozen-cls-D/2 against frozen-cls-linear: val accuracy {float(hidden['val accuracy']):.3f}" in answers["001:41"]
+    hidden, linear = rows["frozen-cls-D/2-drop0"], rows["frozen-cls-linear"]
+    assert f"frozen-cls-D/2-drop0 against frozen-cls-linear: val accuracy {float(hidden['val accuracy']):.3f}" in answers["001:41"]
     assert int(hidden["trainable params"]) > int(linear["trainable params"]) and "still falls" in answers["001:41"]  # 1 epoch
+
+
+def test_rollout_before_and_after_augmentation_on_the_same_photos(lab_run):
+    """001:61: the least and the most augmented models' rollouts on the same photos, one entropy per map."""
+    run = lab_run("vit", *QUICK_RUN).run
+    found = run.metrics["rollout before and after"]
+    assert list(found) == ["baseline", "light"] and run.file("rollout_before_after.png").is_file()
+    for figures in found.values():
+        assert 0 < figures["rollout entropy"] <= figures["uniform entropy"] + 1e-6  # a distribution over the patches
+        assert 1 / 64 <= figures["top patch share"] <= 1
+    assert not np.allclose(run.outputs["before"]["rollout"], run.outputs["after"]["rollout"])  # two models, two maps
+    answer = next(a["answer"] for a in run.answers() if a["tag"] == "001:61")
+    assert f"{found['light']['rollout entropy']:.2f}" in answer and "rollout_before_after.png" in answer

@@ -221,3 +221,12 @@ def test_the_vit_needs_several_times_resnet18s_memory_to_run_and_the_report_says
     answer = next(a["answer"] for a in run.answers() if a["tag"] == "004:31")
     assert f"{found['vit_b16']['32']['ms / image']:.1f} ms an image at batch 32" in answer
     assert "ViT-B/16 has 7.4x ResNet-18's parameters and 9.7x its multiply-adds" in answer  # the table's, at 224 px
+
+
+def test_imagenet_is_cited_not_measured_and_says_so(quick_run):
+    """004:16 and 004:28 need ImageNet: the report says so and cites the published figures, with this run's counts."""
+    run, _ = quick_run
+    answers = {a["tag"]: a["answer"] for a in run.answers()}
+    assert answers["004:16"].startswith("Not measured here") and "1,281,167 training" in answers["004:16"]
+    assert "resnet18" in answers["004:16"] and "Cited, not measured" in answers["004:28"]
+    assert "vit_b16 81.1%" in answers["004:28"] and "count both" in answers["004:28"]  # the quick run counts no ResNet-50

@@ -610,10 +610,16 @@ def interpret(classifier, backbone, normalize, x, y, class_names, load_size, cou
 
 
 # ---------------------------------------------------------------- the steps, as the CLI and the notebook run them
+def frozen_name(pool, head, rate, rates):
+    """frozen-cls-D/2, or frozen-cls-D/2-drop0.3 when several dropout rates are compared (the linear head has none)."""
+    return f"frozen-{pool}-{head}" + (f"-drop{rate:g}" if len(rates) > 1 and head != "linear" else "")
+
+
 def train_frozen_heads(run, backbone, normalize, data, robust, pools=("cls",), heads=("linear",), learning_rate=1e-3,
                        dropout=0.1, head_dim=None, warmup=0.1, weight_decay=0.05):
-    """Step B: the backbone frozen, its pooled features computed once, one head trained per (pool, head).
+    """Step B: the backbone frozen, its pooled features computed once, one head trained per (pool, head, dropout).
 
+    `dropout`: a rate, or a list of them: each hidden head is trained once per rate (001:42).
     Each variant `frozen-<pool>-<head>` goes through `run.fit` (history, .keras, its row in the summary).
     Returns {name: {"model": the head model, "y_pred": its val predictions}}.
     """
@@ -628,24 +634,34 @@ def train_frozen_heads(run, backbone, normalize, data, robust, pools=("cls",), h
     by_pool, robust_by_pool = frozen_features(backbone, normalize, data, robust, load,
                                               list(dict.fromkeys(map(feature_pool, pools))), run.batch_size)
     print(f"   {time.perf_counter() - start:.1f} s; then only the head trains, at learning rate {learning_rate:g}")
-    results = {}
+    results, rates = {}, list(dropout) if isinstance(dropout, (list, tuple)) else [dropout]
     for p in pools:
         feats = by_pool[feature_pool(p)]
-        for h in heads:
-            name = f"frozen-{p}-{h}"
+        for h, rate in ((h, rate) for h in heads for rate in (rates[:1] if h == "linear" else rates)):
+            name = frozen_name(p, h, rate, rates)
 
-            def build(h=h, p=p):
-                model = build_head_model(d, num_classes, h, dropout, head_dim, pool=p)
+            def build(h=h, p=p, rate=rate):
+                model = build_head_model(d, num_classes, h, rate, head_dim, pool=p)
                 return compile_classifier(model, learning_rate, steps, warmup, weight_decay)
 
             fitted = run.fit(name, build, (feats.x_train, feats.y_train), (feats.x_val, feats.y_val),
                              frozen_params=int(backbone.count_params()))  # the frozen backbone is part of the model
             scores = evaluate(fitted.model, feats, robust_by_pool[feature_pool(p)], batch_size=256)
             onset = overfitting_onset(fitted.history.get("val_loss", []))
-            run.record(fitted, stage=stage_name(0), augment="baseline", **best_val(fitted), **scores,
-                       **{"val loss rises after epoch": onset if onset is not None else "-"})
+            run.record(fitted, stage=stage_name(0), augment="baseline", dropout=rate if h != "linear" else "-",
+                       **best_val(fitted), **scores, **{"val loss rises after epoch": onset if onset is not None else "-"})
             results[name] = dict(model=fitted.model, y_pred=predict_classes(fitted.model, feats.x_val, 256))
     return results
+
+
+def map_figures(maps):
+    """One map's numbers (001:61): the rollout's entropy (nats, over the patches), its brightest patch's share, and
+    occlusion's largest logit drop, each averaged over the photos."""
+    rollout = maps["rollout"].reshape(len(maps["rollout"]), -1)
+    p = rollout / rollout.sum(axis=1, keepdims=True)
+    entropy = -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=1)
+    return {"rollout entropy": float(entropy.mean()), "uniform entropy": float(np.log(p.shape[1])),
+            "top patch share": float(p.max(axis=1).mean()), "largest drop": float(maps["occlusion"].max(axis=(1, 2)).mean())}
 
 
 def overfitting_onset(val_loss, tolerance=0.01):
@@ -781,8 +797,8 @@ def the_pooler(run):
 
 def linear_against_hidden(run):
     frozen = {r["model"]: r for r in run.rows if r["model"].startswith("frozen-")}
-    pairs = [(f"frozen-{p}-linear", f"frozen-{p}-{h}") for p in POOLS for h in HEADS[1:]
-             if f"frozen-{p}-linear" in frozen and f"frozen-{p}-{h}" in frozen]
+    pairs = [(f"frozen-{p}-linear", name) for p in POOLS for h in HEADS[1:] for name in frozen
+             if f"frozen-{p}-linear" in frozen and name.split("-drop")[0] == f"frozen-{p}-{h}"]
     if not pairs:
         return None
 
@@ -824,7 +840,52 @@ def where_the_ladder_stops(run):
         verdict = (f"val accuracy stops improving at {ladder[stop]['model']}: {accuracy[stop]:.3f} against "
                    f"{max(accuracy[:stop]):.3f} for the best level before it ({ladder[int(np.argmax(accuracy[:stop]))]['model']})")
     best_robust = ladder[int(np.argmax(robust))]["model"]
-    return f"Along the ladder ({' < '.join(r['model'] for r in ladder)}), {verdict}; the robustness set is best read at {best_robust} ({max(robust):.3f})."
+    return f"Along the ladder ({' < '.join(r['model'] for r in ladder)}), {verdict}; robust accuracy (the unseen crops, lighting and blur) is highest at {best_robust} ({max(robust):.3f})."
+
+
+def rollout_before_after(run):
+    found = run.metrics.get("rollout before and after")
+    if not found or len(found) < 2:
+        return None
+    (first, a), (last, b) = found.items()
+    spread = "more spread" if b["rollout entropy"] > a["rollout entropy"] else "more focused"
+    return (f"The same {run.metrics['interpretation']['photos']} validation photos through {first} and {last} "
+            f"(rollout_before_after.png): the rollout's entropy {a['rollout entropy']:.2f} against {b['rollout entropy']:.2f} "
+            f"nats (spread evenly over the patches: {a['uniform entropy']:.2f}), its brightest patch {a['top patch share']:.1%} "
+            f"against {b['top patch share']:.1%} of [CLS]'s attention, occlusion's largest drop {a['largest drop']:.2f} against "
+            f"{b['largest drop']:.2f}: after augmentation the attention is {spread}.")
+
+
+def dropout_and_unfreezing(run):
+    frozen = [r for r in run.rows if r["model"].startswith("frozen-")]
+    ladder = [r for r in run.rows if not r["model"].startswith("frozen-")]
+    if not frozen:
+        return None
+
+    def onset(row):
+        epoch = row.get("val loss rises after epoch")
+        return f"val loss rising after epoch {epoch}" if epoch not in (None, "", "-") else "val loss still falling"
+
+    by_head = {}
+    for r in frozen:
+        if r.get("dropout") not in (None, "", "-"):
+            by_head.setdefault(r["model"].split("-drop")[0], []).append(r)
+    compared = {name: rows for name, rows in by_head.items() if len(rows) > 1}
+    def joined(rows, column, form):
+        return " / ".join(format(float(r[column]), form) for r in rows)
+
+    parts = ["; ".join(f"{name} with dropout {joined(rows, 'dropout', 'g')}: val accuracy {joined(rows, 'val accuracy', '.3f')} "
+                       f"({', '.join(onset(r) for r in rows)})" for name, rows in compared.items())] if compared else []
+    ladder_config = run.config.get("ladder", {})
+    same = next((r for r in frozen if r["model"].split("-drop")[0] == f"frozen-{ladder_config.get('pool')}-{ladder_config.get('head')}"), None)
+    if ladder and same is not None:
+        first = ladder[0]
+        parts.append(f"frozen ({same['model']}) against {first['stage']} trained ({first['model']}, the same head and "
+                     f"pool): val accuracy {float(same['val accuracy']):.3f} against {float(first['val accuracy']):.3f}, "
+                     f"{float(same['s / epoch']):.2f} against {float(first['s / epoch']):.2f} s an epoch")
+    if not parts:
+        return None
+    return "Head dropout and what trains: " + "; ".join(parts) + "."
 
 
 def figures_commented(run):
@@ -886,10 +947,14 @@ HANDOUT = (
     Item("001:41", "Comparez tête linéaire et tête MLP : écart de performance ; la tête MLP sur-apprend-elle plus vite ?",
          "A linear head against a hidden one: the gap, and which overfits first.", linear_against_hidden,
          "kcourse.tasks.vit.overfitting_onset", needs="--head linear D/2"),
+    Item("001:42", "Dropout de la tête ; ViT gelé vs partiellement dégelé", "The head's dropout, frozen against partly "
+         "unfrozen.", dropout_and_unfreezing, "kcourse.tasks.vit.train_frozen_heads", needs="--dropout 0 0.1 0.3"),
     Item("001:57", "Discussion qualitative des images augmentées", "What each augmentation level does to a photo.",
          augmented_images, "kcourse.tasks.vit.samples_figure"),
     Item("001:59", "À partir de quel niveau la performance chute-t-elle ?", "The level where performance stops improving.",
          where_the_ladder_stops, "kcourse.tasks.vit.report_ladder", needs="--augment all"),
+    Item("001:61", "Rollout avant / après augmentation", "Attention rollout before and after augmentation.",
+         rollout_before_after, "kcourse.tasks.vit.map_figures", needs="--augment all"),
     Item("001:65", "2-3 figures commentées", "The figures, each with its numbers.", figures_commented,
          "kcourse.tasks.vit.ladder_figure"),
     Item("000:10", "CV : 3 × 16 × 16 patches → conv2d(stride=16) → vecteurs de taille D_model",
@@ -936,7 +1001,9 @@ def build_parser():
                                   "on [CLS] (default: cls mean pooler)")
     model_group.add_argument("--head", nargs="+", default=["linear", "D/2"], choices=HEADS, help="linear, or one hidden layer of D/4, D/2 or D (default: linear D/2)")
     model_group.add_argument("--head-dim", type=cli.positive_int, help="feature size the head expects (default: D, read from the backbone)")
-    model_group.add_argument("--dropout", type=cli.unit, default=0.1, help="the hidden head's dropout (default: %(default)s)")
+    model_group.add_argument("--dropout", nargs="+", type=cli.unit, default=[0.1],
+                             help="the hidden head's dropout; several: each hidden head on the frozen backbone trained once per "
+                                  "rate, the ladder with the first (default: 0.1)")
     model_group.add_argument("--unfreeze-last", type=cli.number(int, low=0), default=1, metavar="N",
                              help="fine-tune the last N encoder blocks + final norm; 0: head only (default: %(default)s)")
     model_group.add_argument("--finetune-learning-rate", type=cli.positive_float, help="learning rate when blocks are unfrozen (default: --learning-rate / 10)")
@@ -979,14 +1046,15 @@ def run_lab(args):
              optimizer=f"AdamW(weight_decay={args.weight_decay})",
              schedule=f"linear warm-up over {args.warmup:.0%} of the steps to the learning rate, then cosine decay to 0")
     robust = robustness_set(data.x_val, data.y_val, args.seed)
-    training = dict(dropout=args.dropout, head_dim=args.head_dim, warmup=args.warmup, weight_decay=args.weight_decay)
+    training = dict(dropout=args.dropout[0], head_dim=args.head_dim, warmup=args.warmup, weight_decay=args.weight_decay)
     run.outputs.update(backbone=backbone, info=info, weights=weights, normalize=normalize, data=data, robust=robust, levels=levels)
 
     # ---- step B: the backbone frozen, the head trained on features computed once
-    results = train_frozen_heads(run, backbone, normalize, data, robust, args.pool, args.head, args.learning_rate, **training)
+    results = train_frozen_heads(run, backbone, normalize, data, robust, args.pool, args.head, args.learning_rate,
+                                 **{**training, "dropout": args.dropout})
 
     # ---- step D: the augmentation ladder, everything else equal
-    warm = results.get(f"frozen-{pool}-{head}", {}).get("model")
+    warm = results.get(frozen_name(pool, head, args.dropout[0], args.dropout), {}).get("model")
     ladder, tuned = train_ladder(run, backbone, normalize, data, robust, levels, args.mix, pool, head, unfreeze_last, lr,
                                  warm if unfreeze_last not in (0, "all") else None, seed=args.seed, **training)
     results.update(tuned)
@@ -1000,6 +1068,22 @@ def run_lab(args):
                                      "top rollout share": float(rollout.max(axis=1).mean())})
     run.outputs.update(results=results, ladder=ladder, best=best, maps=maps)
     print(f"\nE. attention rollout and occlusion of {best}: {run.file('interpretation.png')}")
+    first, last = ladder[0]["augment"], ladder[-1]["augment"]
+    if first != last:  # 001:61: the same photos through the least and the most augmented models
+        before = maps if best == first else interpret_model(results[first]["model"], data)[1]
+        after = maps if best == last else interpret_model(results[last]["model"], data)[1]
+        run.save_metrics(**{"rollout before and after": {name: map_figures(m) for name, m in ((first, before), (last, after))}})
+        shown = np.concatenate([np.flatnonzero(data.y_val == c)[:2] for c in range(len(data.class_names))])[:len(before["rollout"])]
+        crops = augmentation("baseline", size, load, args.seed)(data.x_val[shown], training=False)
+        from keras import ops
+
+        from kcourse import interpret as ip
+
+        run.savefig(ip.figure(np.clip(ops.convert_to_numpy(crops) / 255.0, 0, 1),
+                              {f"rollout, {first}": before["rollout"], f"rollout, {last}": after["rollout"],
+                               f"occlusion, {last}": after["occlusion"]},
+                              [data.class_names[c] for c in data.y_val[shown]]), "rollout_before_after")
+        run.outputs.update(before=before, after=after)
     return run.finish(f"ViT on {data.name}: {weights} backbone; frozen heads, then the augmentation ladder", handout=HANDOUT)
 
 

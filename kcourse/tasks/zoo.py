@@ -88,6 +88,11 @@ PUBLISHED = {
     "vgg19": (143_667_240, 19.63), "resnet18": (11_689_512, 1.81), "resnet34": (21_797_672, 3.66),
     "resnet50": (25_557_032, 4.09), "resnet101": (44_549_160, 7.80), "vit_b16": (86_567_656, 17.56),
 }
+# Published ImageNet-1k top-1 accuracy (validation, single crop): torchvision's model tables (the IMAGENET1K_V1
+# weights), and CLIP's zero-shot ViT-L/14@336px (Radford et al. 2021, table 11). Cited, not measured: see imagenet().
+PUBLISHED_TOP1 = {"resnet18": 69.758, "resnet50": 76.130, "resnet101": 77.374, "vgg16": 71.592, "vit_b16": 81.072,
+                  "clip ViT-L/14@336px, zero-shot": 76.2}
+ILSVRC_2012 = {"train": 1_281_167, "val": 50_000, "classes": 1_000}  # Russakovsky et al. 2015
 IMAGENET = {"vgg11", "vgg13", "vgg16", "vgg19", "resnet18", "resnet34", "resnet50", "resnet101", "vit_b16"}
 CONVOLUTIONS = {"Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D"}
 COLUMNS = ("model", "params (trainable)", "count_params()", "lecture", "vs lecture", "reference",
@@ -531,6 +536,23 @@ def receptive_fields(run):
     return f"The course CNN's last 5x5 convolution, after one pooling, sees {cnn}x{cnn} input pixels{deep}."
 
 
+def imagenet(run):
+    counted = [name for name in PUBLISHED_TOP1 if run.value(name, "params (trainable)") is not None]
+    return (f"Not measured here: ImageNet (ILSVRC-2012: {ILSVRC_2012['train']:,} training and {ILSVRC_2012['val']:,} "
+            f"validation images of {ILSVRC_2012['classes']:,} classes, about 150 GB behind a registration) is no download "
+            f"for a course machine; the presets the labs fine-tune were trained on it. The counts above are of the "
+            f"architectures: {', '.join(counted) or 'none in this run'}.")
+
+
+def state_of_the_art(run):
+    parts = ", ".join(f"{name} {top1:.1f}%" for name, top1 in PUBLISHED_TOP1.items())
+    return (f"Cited, not measured (it needs ImageNet's validation set): the published top-1 accuracies, {parts} "
+            f"(torchvision's tables; CLIP's without a single ImageNet label). On this run's table, ViT-B/16's "
+            f"{PUBLISHED_TOP1['vit_b16'] - PUBLISHED_TOP1['resnet50']:.1f} points over ResNet-50 cost "
+            + (f"{run.value('vit_b16', 'GMACs') / run.value('resnet50', 'GMACs'):.1f}x its multiply-adds."
+               if run.value("vit_b16", "GMACs") and run.value("resnet50", "GMACs") else "more multiply-adds (count both: --models resnet50 vit_b16)."))
+
+
 def cnn_against_vit_cost(run):
     found = run.metrics.get("latency")
     if not found or "vit_b16" not in found:
@@ -592,6 +614,10 @@ HANDOUT = (
          needs="--models conv3x3"),
     Item("003:13", "ImageNet : ResNet, VGG", "The ImageNet architectures, counted.", resnet_counts, "kcourse.tasks.zoo.count",
          needs="--models resnet18 resnet34 resnet50 resnet101"),
+    Item("004:16", "ImageNet : 1M d'images, 1000 classes", "ImageNet: a million images, 1000 classes.", imagenet,
+         "kcourse.tasks.zoo.ILSVRC_2012"),
+    Item("004:28", "État de l'art sur ImageNet", "The state of the art on ImageNet, cited.", state_of_the_art,
+         "kcourse.tasks.zoo.PUBLISHED_TOP1"),
     Item("004:31", "CNN vs ViT : latence et mémoire", "CNN against ViT: latency and memory, measured.",
          cnn_against_vit_cost, "kcourse.tasks.zoo.latency", needs="--latency"),
     Item("004:9", "Architecture de base : Conv → ReLU → Max Pool, puis Dense → ReLU, Dense → Softmax", "The basic CNN architecture: VGG.",
