@@ -345,6 +345,7 @@ def test_the_ladder_names_where_it_stops_and_the_figures_get_their_numbers(lab_r
     hidden, linear = rows["frozen-cls-D/2-drop0"], rows["frozen-cls-linear"]
     assert f"frozen-cls-D/2-drop0 against frozen-cls-linear: val accuracy {float(hidden['val accuracy']):.3f}" in answers["001:41"]
     assert int(hidden["trainable params"]) > int(linear["trainable params"]) and "still falls" in answers["001:41"]  # 1 epoch
+    assert answers["001:48"] == answers["001:41"] and " s an epoch" in answers["001:48"]  # 48-49: the onset, and the speed
 
 
 def test_rollout_before_and_after_augmentation_on_the_same_photos(lab_run):

@@ -947,6 +947,9 @@ HANDOUT = (
     Item("001:41", "Comparez tête linéaire et tête MLP : écart de performance ; la tête MLP sur-apprend-elle plus vite ?",
          "A linear head against a hidden one: the gap, and which overfits first.", linear_against_hidden,
          "kcourse.tasks.vit.overfitting_onset", needs="--head linear D/2"),
+    Item("001:48", "Quand le sur-apprentissage commence-t-il ? La tête linéaire est-elle plus rapide que la MLP ? (48-49)",
+         "When overfitting starts, and whether the linear head is faster.", linear_against_hidden,
+         "kcourse.tasks.vit.overfitting_onset", needs="--head linear D/2"),
     Item("001:42", "Dropout de la tête ; ViT gelé vs partiellement dégelé", "The head's dropout, frozen against partly "
          "unfrozen.", dropout_and_unfreezing, "kcourse.tasks.vit.train_frozen_heads", needs="--dropout 0 0.1 0.3"),
     Item("001:57", "Discussion qualitative des images augmentées", "What each augmentation level does to a photo.",
