@@ -743,6 +743,17 @@ def interpret_model(model, data, count=4):
 
 # ---------------------------------------------------------------- the lab
 # ---------------------------------------------------------------- the handout's questions, answered by the run
+def ladder_rows(run):
+    """The summary's rows of the augmentation ladder (the frozen heads' left out), in the ladder's order."""
+    return [r for r in run.rows if not r["model"].startswith("frozen-")]
+
+
+def onset_text(row):
+    """'val loss rises after epoch 3', or 'val loss still falls', from a frozen head's row."""
+    epoch = row.get("val loss rises after epoch")
+    return f"val loss rises after epoch {epoch}" if epoch not in (None, "", "-") else "val loss still falls"
+
+
 def token_count(run):
     b = run.config["backbone"]
     (h, w), (ph, pw), (gh, gw) = b["image_size"], b["patch_size"], b["grid"]
@@ -802,24 +813,20 @@ def linear_against_hidden(run):
     if not pairs:
         return None
 
-    def onset(row):
-        epoch = row.get("val loss rises after epoch")
-        return f"its val loss rises after epoch {epoch}" if epoch not in (None, "", "-") else "its val loss still falls"
-
     parts = []
     for linear, hidden in pairs:
         a, b = frozen[linear], frozen[hidden]
         parts.append(f"{hidden} against {linear}: val accuracy {float(b['val accuracy']):.3f} against "
                      f"{float(a['val accuracy']):.3f} ({float(b['val accuracy']) - float(a['val accuracy']):+.3f}), "
                      f"{int(b['trainable params']):,} trainable weights against {int(a['trainable params']):,}; the hidden head: "
-                     f"{onset(b)}, the linear one: {onset(a)}; {float(b['s / epoch']):.2f} against {float(a['s / epoch']):.2f} s an epoch")
+                     f"its {onset_text(b)}, the linear one: its {onset_text(a)}; {float(b['s / epoch']):.2f} against {float(a['s / epoch']):.2f} s an epoch")
     return (f"On the frozen backbone's features, {plural(run.config['epochs'], 'epoch')}: " + "; ".join(parts)
             + ". The overfitting onset is read from the curves: the epoch of the lowest validation loss, when it ends "
               "above it.")
 
 
 def augmented_images(run):
-    ladder = [r for r in run.rows if not r["model"].startswith("frozen-")]
+    ladder = ladder_rows(run)
     if not ladder:
         return None
     parts = "; ".join(f"{r['model']}: {LEVEL_TEXT[r['model'].split('+')[0]]} (val accuracy {float(r['val accuracy']):.3f}, "
@@ -828,7 +835,7 @@ def augmented_images(run):
 
 
 def where_the_ladder_stops(run):
-    ladder = [r for r in run.rows if not r["model"].startswith("frozen-")]
+    ladder = ladder_rows(run)
     if len(ladder) < 2:
         return None
     accuracy = [float(r["val accuracy"]) for r in ladder]
@@ -858,13 +865,9 @@ def rollout_before_after(run):
 
 def dropout_and_unfreezing(run):
     frozen = [r for r in run.rows if r["model"].startswith("frozen-")]
-    ladder = [r for r in run.rows if not r["model"].startswith("frozen-")]
+    ladder = ladder_rows(run)
     if not frozen:
         return None
-
-    def onset(row):
-        epoch = row.get("val loss rises after epoch")
-        return f"val loss rising after epoch {epoch}" if epoch not in (None, "", "-") else "val loss still falling"
 
     by_head = {}
     for r in frozen:
@@ -875,7 +878,7 @@ def dropout_and_unfreezing(run):
         return " / ".join(format(float(r[column]), form) for r in rows)
 
     parts = ["; ".join(f"{name} with dropout {joined(rows, 'dropout', 'g')}: val accuracy {joined(rows, 'val accuracy', '.3f')} "
-                       f"({', '.join(onset(r) for r in rows)})" for name, rows in compared.items())] if compared else []
+                       f"({', '.join(onset_text(r) for r in rows)})" for name, rows in compared.items())] if compared else []
     ladder_config = run.config.get("ladder", {})
     same = next((r for r in frozen if r["model"].split("-drop")[0] == f"frozen-{ladder_config.get('pool')}-{ladder_config.get('head')}"), None)
     if ladder and same is not None:
@@ -889,7 +892,7 @@ def dropout_and_unfreezing(run):
 
 
 def figures_commented(run):
-    ladder = [r for r in run.rows if not r["model"].startswith("frozen-")]
+    ladder = ladder_rows(run)
     seen = run.metrics.get("interpretation")
     if not ladder or seen is None:
         return None
@@ -903,7 +906,7 @@ def figures_commented(run):
 
 
 def training_and_metrics(run):
-    ladder = [r for r in run.rows if not r["model"].startswith("frozen-")]
+    ladder = ladder_rows(run)
     if not ladder:
         return None
     best = max(ladder, key=lambda r: r["val accuracy"])
@@ -914,7 +917,7 @@ def training_and_metrics(run):
 
 
 def the_ladder(run):
-    ladder = [r for r in run.rows if not r["model"].startswith("frozen-")]
+    ladder = ladder_rows(run)
     if len(ladder) < 2:
         return None
     parts = "; ".join(f"{r['model']}: val accuracy {r['val accuracy']:.3f}, macro F1 {r['macro F1']:.3f}, robust "
