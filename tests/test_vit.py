@@ -29,6 +29,19 @@ def tiny_preset(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def tiny_preset_with_converter(tiny_preset, tmp_path_factory):
+    """The tiny preset with an image converter (x / 127.5 - 1: pixels to [-1, 1]), as a downloaded preset holds one."""
+    import shutil
+
+    from kcourse import system
+
+    path = tmp_path_factory.mktemp("preset") / "tiny_vit_converter"
+    shutil.copytree(tiny_preset[0], path)
+    system.keras_hub().layers.ViTImageConverter(image_size=(16, 16), scale=1 / 127.5, offset=-1.0).save_to_preset(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     root = make_folder(tmp_path_factory.mktemp("photos") / "data", n=4)  # red "ants", blue "bees"
     return root, images.load_image_folder(root, image_size=16)
@@ -183,12 +196,13 @@ def test_all_is_every_level_in_order():
     assert vit.levels_from(["strong", "baseline", "strong"]) == ["strong", "baseline"]
 
 
-def test_augment_ladder_quick_writes_its_table_and_plot(tiny_preset, photos, tmp_path, backend, capsys):
+def test_augment_ladder_quick_writes_its_table_and_plot(tiny_preset, tiny_preset_with_converter, photos, tmp_path,
+                                                        backend, capsys):
     # the level the notebook's quick run leaves out (it trains baseline and light), with soft labels
     root, _ = photos
     out = tmp_path / "run"
     run = vit.main(["--augment", "strong", "--mix", "cutmix", "--quick", "--data-dir", str(root),
-                    "--preset", str(tiny_preset[0]), "--batch-size", "4", "--out", str(out)])
+                    "--preset", str(tiny_preset_with_converter), "--batch-size", "4", "--out", str(out)])
     stdout = capsys.readouterr().out
     with open(run.file("augment_ladder.csv")) as f:
         ladder = list(csv.DictReader(f))
@@ -199,9 +213,9 @@ def test_augment_ladder_quick_writes_its_table_and_plot(tiny_preset, photos, tmp
     assert {"strong-cutmix.keras", "history_strong-cutmix.csv"} <= {p.name for p in run.path.iterdir()}  # file-safe names
     with open(run.file("summary.csv")) as f:
         rows = {row["model"]: row for row in csv.DictReader(f)}
-    assert list(rows) == ["frozen-cls-linear", "strong+cutmix"]
+    assert list(rows) == ["frozen-cls-linear", "frozen-cls-linear-imagenet-norm", "strong+cutmix"]
     head = 16 * 2 + 2
-    assert int(rows["frozen-cls-linear"]["trainable params"]) == head
+    assert int(rows["frozen-cls-linear"]["trainable params"]) == head == int(rows["frozen-cls-linear-imagenet-norm"]["trainable params"])
     assert int(rows["strong+cutmix"]["trainable params"]) == parameters.vit_block(16, 32) + 2 * 16 + head
     assert rows["strong+cutmix"]["stage"] == "last 1 + norm" and rows["frozen-cls-linear"]["stage"] == "head (frozen)"
     assert int(rows["frozen-cls-linear"]["total params"]) == head + tiny_preset_params(tiny_preset)  # the backbone counted once
@@ -214,6 +228,15 @@ def test_augment_ladder_quick_writes_its_table_and_plot(tiny_preset, photos, tmp
     answer = next(a["answer"] for a in run.answers() if a["tag"] == "001:31")
     assert answer.startswith(f"ants / bees: {photos['train']:,} training and {photos['val']:,} validation photos of {root}")
     assert "d2l's hotdog.zip" in answer and "--data-dir" in answer
+    # 001:51: the preset's own scaling puts the pixels in [-1, 1]; the handout's ImageNet mean and std feeds the
+    # same weights values up to 2.6 (white: (1 - 0.406) / 0.225), and the same head trains on each
+    fed = run.metrics["inputs normalised"]
+    own, imagenet = fed["the preset's own (x * 0.007843 + -1)"], fed["ImageNet mean and std"]
+    assert -1 - 1e-6 <= own["min"] and own["max"] <= 1 + 1e-6 and imagenet["max"] > 1.5 and imagenet["min"] < -1.5
+    answer = next(a["answer"] for a in run.answers() if a["tag"] == "001:51")
+    for name in ("frozen-cls-linear", "frozen-cls-linear-imagenet-norm"):
+        assert f"{float(rows[name]['val accuracy']):.3f}" in answer
+    assert f"mean {imagenet['mean']:.2f}, std {imagenet['std']:.2f}" in answer and "Use the preset's" in answer
 
 
 QUICK_RUN = ("--quick", "--pool", "cls", "mean", "pooler", "--head", "linear", "D/2",
@@ -233,6 +256,10 @@ def test_a_trained_pooler_is_compared_with_raw_cls_and_the_patch_mean_all_else_e
     for pool in ("cls", "mean", "pooler"):
         assert f"{rows[f'frozen-{pool}-linear']['val accuracy']:.3f}" in answer
     assert "no pooler output" in answer and f"{d * d + d:,} more weights" in answer
+    # 001:51 offline: the small random ViT learns the scaling it is given; the comparison needs the preset
+    answer = next(a["answer"] for a in run.answers() if a["tag"] == "001:51")
+    fed = run.metrics["inputs normalised"]["ImageNet mean and std"]
+    assert answer.startswith("Offline the ViT is the small random one") and f"std {fed['std']:.2f}" in answer
 
 
 def test_a_wrong_head_dimension_is_a_one_line_error(tiny_preset, tmp_path, monkeypatch):
@@ -346,6 +373,30 @@ def test_the_ladder_names_where_it_stops_and_the_figures_get_their_numbers(lab_r
     assert f"frozen-cls-D/2-drop0 against frozen-cls-linear: val accuracy {float(hidden['val accuracy']):.3f}" in answers["001:41"]
     assert int(hidden["trainable params"]) > int(linear["trainable params"]) and "still falls" in answers["001:41"]  # 1 epoch
     assert answers["001:48"] == answers["001:41"] and " s an epoch" in answers["001:48"]  # 48-49: the onset, and the speed
+
+
+def test_a_comparable_cnn_has_about_the_parameters_asked_and_keras_counts_them_alike():
+    for params in (20_000, 800_000):
+        cnn = vit.comparable_cnn(params, 32)
+        assert 0.8 < cnn.count_params() / params < 1.2 and cnn.output_shape == (None, 2, 2, cnn.output_shape[-1])
+        assert cnn.count_params() == vit.cnn_params(cnn.output_shape[-1] // 8)
+
+
+def test_the_ladder_is_repeated_on_a_cnn_of_about_the_vits_size_from_scratch(lab_run):
+    """001:58: the same levels, batches and budget on a ResNet of about the small ViT's size, both from scratch."""
+    run = lab_run("vit", *QUICK_RUN).run
+    rows = {row["model"]: row for row in run.rows}
+    levels = run.outputs["levels"]
+    vit_rows, cnn_rows = [rows[level] for level in levels], [rows[f"cnn-{level}"] for level in levels]
+    for v, c in zip(vit_rows, cnn_rows):
+        assert c["trainable params"] == c["total params"] and v["trainable params"] == v["total params"]  # from scratch
+        assert 0.7 < c["total params"] / v["total params"] < 1.4
+        assert len(run.histories[c["model"]]["loss"]) == len(run.histories[v["model"]]["loss"]) == run.epochs
+    answer = next(a["answer"] for a in run.answers() if a["tag"] == "001:58")
+    for network in (vit_rows, cnn_rows):
+        first, last = float(network[0]["val accuracy"]), float(network[-1]["val accuracy"])
+        assert f"{first:.3f} -> {last:.3f} ({last - first:+.3f})" in answer
+    assert "ladder_vit_cnn.png" in answer and run.file("ladder_vit_cnn.png").exists()
 
 
 def test_rollout_before_and_after_augmentation_on_the_same_photos(lab_run):

@@ -46,6 +46,7 @@ file-safe names (`frozen-cls-d-2.keras` for frozen-cls-D/2, `strong-cutmix` for 
 """
 
 
+import argparse
 import math
 import time
 
@@ -71,6 +72,7 @@ LEVEL_TEXT = {  # what each level does to a training photo (augmentation, rand_a
 }
 LEVEL_SHORT = {"baseline": "centre crop", "light": "crop, flip", "medium": "+ colour, erasing", "strong": "+ RandAugment"}
 POOLS = ("cls", "mean", "pooler")
+IMAGENET_NORM = "-imagenet-norm"  # ends the name of a frozen head trained on ImageNet-normalised inputs (001:51)
 HEADS = ("linear", "D/4", "D/2", "D")
 MIXES = ("none", "mixup", "cutmix")
 PARITY = {"val accuracy": 0.1}  # 96 validation photos offline, trained from scratch: noisy
@@ -151,6 +153,15 @@ def normalization(preset, weights):
     return images.imagenet_normalization(name="normalization"), "ImageNet mean and std"
 
 
+def input_statistics(normalize, x, image_size):
+    """What the backbone is fed (001:51): {"mean", "std", "min", "max"} of the normalised centre crops of photos `x`."""
+    from keras import ops
+
+    crops = augmentation("baseline", image_size, x.shape[1])(x, training=False)
+    values = ops.convert_to_numpy(normalize(crops))
+    return {"mean": float(values.mean()), "std": float(values.std()), "min": float(values.min()), "max": float(values.max())}
+
+
 def check_unfreeze(last, backbone, weights):
     """--unfreeze-last against the loaded backbone: "all" with random weights (said once), a LabError beyond its blocks."""
     blocks = int(backbone.num_layers)
@@ -170,12 +181,15 @@ def unfreeze(backbone, last):
     encoder itself stays trainable so that its unfrozen children train.
     Returns a description of what trains, for config.json and the summary.
     """
+    if last == "all":  # a ViT or the CNN of 001:58, from scratch
+        backbone.trainable = True
+        return stage_name(last)
     encoder = backbone.get_layer("vit_encoder")
     blocks = encoder.encoder_layers
     if last != "all" and not 0 <= last <= len(blocks):
         raise cli.LabError(f"--unfreeze-last {last}: this backbone has {len(blocks)} encoder blocks; choose 0 to {len(blocks)}")
-    if last in ("all", 0):
-        backbone.trainable = last == "all"
+    if last == 0:
+        backbone.trainable = False
         return stage_name(last)
     backbone.trainable = True
     backbone.get_layer("vit_patching_and_embedding").trainable = False
@@ -403,13 +417,57 @@ def compile_classifier(model, learning_rate, steps, warmup=0.1, weight_decay=0.0
     return compile_model(model, optimizer, loss=loss, metrics=("accuracy",))
 
 
-def build_classifier(backbone, normalize, pool, head):
-    """normalisation -> backbone -> pooling -> head: (B, S, S, 3) in [0, 255] -> logits (B, C)."""
+def is_vit(backbone):
+    """A ViT (tokens out) rather than the CNN of 001:58 (a feature map out)."""
+    return hasattr(backbone, "patch_size")
+
+
+def feature_width(backbone):
+    """The head's input size: a ViT's D, or the channels of the CNN's last feature map."""
+    return int(backbone.hidden_dim) if is_vit(backbone) else int(backbone.output_shape[-1])
+
+
+CNN_STAGES = (1, 2, 4, 8)  # the comparable CNN's widths, times w
+
+
+def cnn_params(w):
+    """The comparable CNN's parameters for width w: per stage, two 3x3 convolutions with biases, 3 channels in."""
+    count, channels = 0, 3
+    for f in (k * w for k in CNN_STAGES):
+        count += (9 * channels * f + f) + (9 * f * f + f)
+        channels = f
+    return count
+
+
+def comparable_cnn(params, image_size):
+    """A CNN from scratch with about `params` parameters, the network the ladder is repeated on (001:58).
+
+    Four stages of the U-Net's double convolution (kcourse.layers.ConvBlock, no normalisation), widths w, 2w, 4w, 8w,
+    each halving the side: (B, S, S, 3) -> (B, S/16, S/16, 8w); w is the one whose count (cnn_params) is nearest.
+    """
     import keras
 
-    inputs = keras.Input(tuple(backbone.image_shape), name="image")
-    tokens = backbone(normalize(inputs))  # (B, 1+N, D)
-    features = pool_tokens(tokens, pool)  # (B, D)
+    from kcourse.layers import ConvBlock
+
+    w = min(range(1, 257), key=lambda w: abs(cnn_params(w) - params))
+    x = inputs = keras.Input((image_size, image_size, 3), name="image")
+    for stage, k in enumerate(CNN_STAGES):
+        x = ConvBlock(k * w, norm="none", name=f"stage_{stage + 1}")(x)
+        x = keras.layers.MaxPooling2D(2, padding="same", name=f"pool_{stage + 1}")(x)
+    return keras.Model(inputs, x, name="cnn_backbone")
+
+
+def build_classifier(backbone, normalize, pool, head):
+    """normalisation -> backbone -> pooling -> head: (B, S, S, 3) in [0, 255] -> logits (B, C).
+
+    A CNN backbone's (B, h, w, C) map is averaged over its positions (`pool` is a ViT's).
+    """
+    import keras
+
+    inputs = keras.Input(tuple(backbone.input_shape[1:]), name="image")
+    tokens = backbone(normalize(inputs))  # a ViT's (B, 1+N, D), a CNN's (B, h, w, C)
+    features = (pool_tokens(tokens, pool) if is_vit(backbone)  # (B, D)
+                else keras.layers.GlobalAveragePooling2D(name="mean_of_map")(tokens))
     return keras.Model(inputs, attach_head(head, features, head.input_dim), name="classifier")
 
 
@@ -422,8 +480,8 @@ def build_network(backbone, normalize, num_classes, load_size, level="baseline",
     """
     import keras
 
-    d = backbone.hidden_dim
-    size = backbone.image_shape[0]
+    d = feature_width(backbone)
+    size = backbone.input_shape[1]
     classifier = build_classifier(backbone, normalize, pool, make_head(num_classes, head, d, dropout, head_dim))
     inputs = keras.Input((load_size, load_size, 3), name="photo")
     outputs = classifier(augmentation(level, size, load_size, seed)(inputs))
@@ -616,10 +674,11 @@ def frozen_name(pool, head, rate, rates):
 
 
 def train_frozen_heads(run, backbone, normalize, data, robust, pools=("cls",), heads=("linear",), learning_rate=1e-3,
-                       dropout=0.1, head_dim=None, warmup=0.1, weight_decay=0.05):
+                       dropout=0.1, head_dim=None, warmup=0.1, weight_decay=0.05, suffix="", title="B. backbone frozen"):
     """Step B: the backbone frozen, its pooled features computed once, one head trained per (pool, head, dropout).
 
     `dropout`: a rate, or a list of them: each hidden head is trained once per rate (001:42).
+    `suffix` ends every name (the other normalisation's heads: "-imagenet-norm", 001:51).
     Each variant `frozen-<pool>-<head>` goes through `run.fit` (history, .keras, its row in the summary).
     Returns {name: {"model": the head model, "y_pred": its val predictions}}.
     """
@@ -628,7 +687,7 @@ def train_frozen_heads(run, backbone, normalize, data, robust, pools=("cls",), h
     d, load, num_classes = backbone.hidden_dim, data.x_train.shape[1], len(data.class_names)
     steps = steps_per_epoch(len(data.x_train), run.batch_size) * run.epochs
     n_images = len(data.x_train) + (1 + len(robust)) * len(data.x_val)
-    print(f"\nB. backbone frozen: its pooled features ({', '.join(pools)}) of {n_images:,} images "
+    print(f"\n{title}: its pooled features ({', '.join(pools)}) of {n_images:,} images "
           f"(train, val and the {len(robust)} robustness sets) computed once", flush=True)
     start = time.perf_counter()
     by_pool, robust_by_pool = frozen_features(backbone, normalize, data, robust, load,
@@ -638,7 +697,7 @@ def train_frozen_heads(run, backbone, normalize, data, robust, pools=("cls",), h
     for p in pools:
         feats = by_pool[feature_pool(p)]
         for h, rate in ((h, rate) for h in heads for rate in (rates[:1] if h == "linear" else rates)):
-            name = frozen_name(p, h, rate, rates)
+            name = frozen_name(p, h, rate, rates) + suffix
 
             def build(h=h, p=p, rate=rate):
                 model = build_head_model(d, num_classes, h, rate, head_dim, pool=p)
@@ -681,40 +740,86 @@ def best_val(fitted):
 
 def train_ladder(run, backbone, normalize, data, robust, levels=LEVELS, mix="none", pool="cls", head="linear",
                  unfreeze_last=1, learning_rate=1e-4, warm=None, dropout=0.1, head_dim=None, seed=0, warmup=0.1,
-                 weight_decay=0.05):
+                 weight_decay=0.05, prefix="", title="D. augmentation ladder"):
     """Step D: one model per augmentation level, everything else equal (split, batches, seed, learning rate, epochs).
 
     `mix` ("mixup", "cutmix") applies to the strong level, with soft labels.
     `warm`: a frozen-stage head model whose weights start every head.
+    `prefix` starts every name (the ladder repeated on other networks: "cnn-", "small-vit-", 001:58).
     Returns the ladder's rows (one dict per level) and {name: {"model", "y_pred"}}.
     """
     from kcourse.training import predict_classes
 
     load, num_classes = data.x_train.shape[1], len(data.class_names)
     steps = steps_per_epoch(len(data.x_train), run.batch_size) * run.epochs
-    print(f"\nD. augmentation ladder {', '.join(levels)}" + (f" (+{mix} on strong)" if mix != "none" else "")
-          + f": {stage_name(unfreeze_last)} trains, learning rate {learning_rate:g}, pool {pool}, head {head}"
+    print(f"\n{title} {', '.join(levels)}" + (f" (+{mix} on strong)" if mix != "none" else "")
+          + f": {stage_name(unfreeze_last)} trains, learning rate {learning_rate:g}, "
+          + (f"pool {pool}" if is_vit(backbone) else "the map's mean") + f", head {head}"
           + (", starting from the frozen stage's head" if warm is not None else "")
-          + (" (the whole ViT trains from scratch)" if unfreeze_last == "all" else ""))
+          + (f" (the whole {'ViT' if is_vit(backbone) else 'CNN'} trains from scratch)" if unfreeze_last == "all" else ""))
     ladder, results = [], {}
     for i, level in enumerate(levels):
         mixing = mix if level == "strong" and mix != "none" else None
-        name = f"{level}+{mixing}" if mixing else level
+        rung = f"{level}+{mixing}" if mixing else level
+        name = prefix + rung
 
         def build(level=level, soft=bool(mixing), name=name):
             return build_model(backbone, normalize, num_classes, load, level, pool, head, unfreeze_last, learning_rate,
                                steps, warm, soft, dropout, head_dim, seed, warmup, weight_decay, name=name)
 
-        what = f"{len(data.x_train):,} photos through this {backbone.num_layers}-block ViT ({stage_name(unfreeze_last)} training)"
+        network = f"{backbone.num_layers}-block ViT" if is_vit(backbone) else f"{backbone.count_params():,}-parameter CNN"
+        what = f"{len(data.x_train):,} photos through this {network} ({stage_name(unfreeze_last)} training)"
         callbacks = [epoch_estimate(what, len(data.x_train), run.batch_size, run.epochs, len(levels))] if i == 0 else []
         train = train_dataset(data.x_train, data.y_train, run.batch_size, num_classes, level == "strong", mixing, seed)
         val = (data.x_val, np.eye(num_classes, dtype="float32")[data.y_val] if mixing else data.y_val)
         fitted = run.fit(name, build, train, val, callbacks=callbacks, shuffle=False)  # the pipeline shuffles, alike for every level
         scores = evaluate(fitted.model, data, robust, batch_size=run.batch_size)
-        row = run.record(fitted, stage=stage_name(unfreeze_last), augment=name, **best_val(fitted), **scores)
+        row = run.record(fitted, stage=stage_name(unfreeze_last), augment=rung, **best_val(fitted), **scores)
         results[name] = dict(model=fitted.model, y_pred=predict_classes(fitted.model, data.x_val, run.batch_size))
         ladder.append({"augment": name, **best_val(fitted), **scores, "s / epoch": row["s / epoch"]})
     return ladder, results
+
+
+def ladder_on_a_cnn(run, data, robust, levels, learning_rate, vit=None, pool="cls", head="linear", seed=0, **training):
+    """001:58: the ladder repeated on a CNN of about the ViT's size, both from scratch, everything else equal.
+
+    `vit`: the ladder's own ViT when it trained from scratch (its rows are the ViT's side); else (a pretrained
+    ladder) the small ViT of SMALL_VIT trains the ladder from scratch first ("small-vit-" rows).
+    The CNN's rows are "cnn-<level>"; ladder_vit_cnn.png plots both ladders.
+    """
+    from kcourse import system
+
+    def scratch(backbone, prefix, title):
+        return train_ladder(run, backbone, images.imagenet_normalization(name="normalization"), data, robust, levels,
+                            pool=pool, head=head, unfreeze_last="all", learning_rate=learning_rate, prefix=prefix,
+                            title=title, seed=seed, **training)[0]
+
+    ours = ladder_rows(run)
+    if vit is None:
+        vit = system.keras_hub().models.ViTBackbone(**SMALL_VIT, name="small_vit")
+        ours = scratch(vit, "small-vit-", f"D'. for 001:58, {SMALL_VIT_TEXT}: the ladder")
+    cnn = comparable_cnn(vit.count_params(), vit.input_shape[1])
+    theirs = scratch(cnn, "cnn-", f"D'. the same ladder on a CNN of {cnn.count_params():,} parameters (the ViT: "
+                                  f"{vit.count_params():,}), from scratch:")
+    run.outputs["from_scratch"] = {"ViT": ours, "CNN": theirs}
+    run.savefig(ladder_comparison_figure(run.outputs["from_scratch"], levels), "ladder_vit_cnn")
+
+
+def ladder_comparison_figure(ladders, levels):
+    """Val and robust accuracy along the ladder, one line per network ({name: ladder rows})."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=True)
+    for ax, metric in zip(axes, ("val accuracy", "robust accuracy")):
+        for name, rows in ladders.items():
+            ax.plot(levels, [float(r[metric]) for r in rows], marker="o", label=name)
+        ax.set(title=metric, xlabel="augmentation", ylim=(0, 1.05))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend()
+    fig.suptitle("the same ladder, from scratch, on a ViT and a CNN of about its size")
+    fig.tight_layout()
+    return fig
 
 
 def report_ladder(run, ladder, results, data, levels, image_size, seed=0):
@@ -743,9 +848,12 @@ def interpret_model(model, data, count=4):
 
 # ---------------------------------------------------------------- the lab
 # ---------------------------------------------------------------- the handout's questions, answered by the run
+COMPARED = ("frozen-", "small-vit-", "cnn-")  # the rows that are not the ladder's: frozen heads, 001:58's networks
+
+
 def ladder_rows(run):
-    """The summary's rows of the augmentation ladder (the frozen heads' left out), in the ladder's order."""
-    return [r for r in run.rows if not r["model"].startswith("frozen-")]
+    """The summary's rows of the augmentation ladder (the frozen heads' and 001:58's left out), in the ladder's order."""
+    return [r for r in run.rows if not r["model"].startswith(COMPARED)]
 
 
 def onset_text(row):
@@ -771,6 +879,36 @@ def the_dataset(run):
             f"{run.config['data_used']}. The handout names a copy of hot dog / not hot dog on a hub; kcourse downloads "
             f"d2l's hotdog.zip instead (keras.utils.get_file, cached, its SHA-1 checked), the same two classes; "
             f"`--data-dir` reads the hub's copy, or any image folder.")
+
+
+def the_normalization(run):
+    fed = run.metrics.get("inputs normalised")
+    if not fed:
+        return None
+    own = run.config["normalization"]
+
+    def values(s):
+        return f"mean {s['mean']:.2f}, std {s['std']:.2f}, from {s['min']:.2f} to {s['max']:.2f}"
+
+    seen = "; ".join(f"{text}: {values(s)}" for text, s in fed.items())
+    if run.config["weights"] != "pretrained":
+        return (f"Offline the ViT is the small random one, trained from scratch on inputs normalised with {own} "
+                f"({values(fed[own])}): "
+                f"it learns whatever scaling it is given. Which scaling pretrained weights expect, and what a mismatch "
+                f"costs, needs the preset (online, or a --preset folder with its image converter).")
+    if len(fed) < 2:
+        return (f"The preset's image converter could not be read: the inputs are normalised with {own} ({seen}); the "
+                f"comparison with the preset's own scaling needs its converter.")
+    rows = {r["model"]: r for r in run.rows}
+    name = f"frozen-{run.config['ladder']['pool']}-linear"
+    if name not in rows or name + IMAGENET_NORM not in rows:
+        return None
+    own_acc, imagenet_acc = float(rows[name]["val accuracy"]), float(rows[name + IMAGENET_NORM]["val accuracy"])
+    cost = (f"the mismatch costs {own_acc - imagenet_acc:.3f}" if imagenet_acc < own_acc else
+            "the mismatch costs nothing here: the head, trained on the shifted features, absorbs it")
+    return (f"The preset's image converter says what its weights were trained on: {own}. The same photos fed both ways "
+            f"({seen}); the same linear head on the frozen features ({name}): val accuracy {own_acc:.3f} with the "
+            f"preset's own against {imagenet_acc:.3f} with the handout's ImageNet mean and std: {cost}. Use the preset's.")
 
 
 def patches_as_a_convolution(run):
@@ -848,6 +986,31 @@ def where_the_ladder_stops(run):
                    f"{max(accuracy[:stop]):.3f} for the best level before it ({ladder[int(np.argmax(accuracy[:stop]))]['model']})")
     best_robust = ladder[int(np.argmax(robust))]["model"]
     return f"Along the ladder ({' < '.join(r['model'] for r in ladder)}), {verdict}; robust accuracy (the unseen crops, lighting and blur) is highest at {best_robust} ({max(robust):.3f})."
+
+
+def why_strong_augmentation(run):
+    cnn = [r for r in run.rows if r["model"].startswith("cnn-")]
+    vit = [r for r in run.rows if r["model"].startswith("small-vit-")] or ladder_rows(run)
+    if len(cnn) < 2 or len(vit) != len(cnn):
+        return None
+
+    def gain(rows, column):
+        return float(rows[-1][column]) - float(rows[0][column])
+
+    (v0, v1), (c0, c1) = ((float(rows[0]["val accuracy"]), float(rows[-1]["val accuracy"])) for rows in (vit, cnn))
+    first, last = cnn[0]["augment"], cnn[-1]["augment"]
+    ahead = gain(vit, "val accuracy") - gain(cnn, "val accuracy")
+    verdict = (f"The ViT gains {ahead:.3f} more: it has no locality or translation equivariance built in and must learn "
+               f"them from the data, and augmentation multiplies the shifted, cropped and recoloured views a convolution "
+               f"takes for granted" if ahead > 0 else
+               f"Here the ViT gains no more than the CNN ({ahead:+.3f}): at this size and budget the inductive-bias gap "
+               f"(the CNN's locality and translation equivariance, which the ViT must learn from data) does not show")
+    return (f"From scratch, everything else equal (the same levels, split, batches, {plural(run.config['epochs'], 'epoch')}, "
+            f"learning rate), a ViT of {int(vit[0]['total params']):,} parameters against a CNN of "
+            f"{int(cnn[0]['total params']):,} (four double 3x3 convolutions; ladder_vit_cnn.png): from {first} to {last}, val accuracy {v0:.3f} -> "
+            f"{v1:.3f} ({v1 - v0:+.3f}) for the ViT against {c0:.3f} -> {c1:.3f} ({c1 - c0:+.3f}) for the CNN, robust "
+            f"accuracy {gain(vit, 'robust accuracy'):+.3f} against {gain(cnn, 'robust accuracy'):+.3f}; without "
+            f"augmentation the CNN reaches {c0:.3f}, the ViT {v0:.3f}. {verdict}.")
 
 
 def rollout_before_after(run):
@@ -947,6 +1110,8 @@ HANDOUT = (
          "kcourse.datasets.hotdogs"),
     Item("001:35", "pooler_output s'il existe, sinon le token [CLS]", "The pooler, if it exists: against [CLS] and the patch mean.",
          the_pooler, "kcourse.tasks.vit.pooler", needs="--pool cls mean pooler"),
+    Item("001:51", "a) Baseline : Resize(256) → CenterCrop(224) + normalisation ImageNet.", "The baseline's normalisation: ImageNet's mean and "
+         "std against the preset's own.", the_normalization, "kcourse.tasks.vit.input_statistics"),
     Item("001:41", "Comparez tête linéaire et tête MLP : écart de performance ; la tête MLP sur-apprend-elle plus vite ?",
          "A linear head against a hidden one: the gap, and which overfits first.", linear_against_hidden,
          "kcourse.tasks.vit.overfitting_onset", needs="--head linear D/2"),
@@ -959,6 +1124,9 @@ HANDOUT = (
          augmented_images, "kcourse.tasks.vit.samples_figure"),
     Item("001:59", "À partir de quel niveau la performance chute-t-elle ?", "The level where performance stops improving.",
          where_the_ladder_stops, "kcourse.tasks.vit.report_ladder", needs="--augment all"),
+    Item("001:58", "Pourquoi les ViT bénéficient-ils particulièrement d'augmentations fortes sur petits datasets ? (faible biais inductif vs CNN)",
+         "Why a ViT benefits from strong augmentation: the same ladder on a CNN.", why_strong_augmentation,
+         "kcourse.tasks.vit.ladder_on_a_cnn", needs="--augment all"),
     Item("001:61", "Rollout avant / après augmentation", "Attention rollout before and after augmentation.",
          rollout_before_after, "kcourse.tasks.vit.map_figures", needs="--augment all"),
     Item("001:65", "2-3 figures commentées", "The figures, each with its numbers.", figures_commented,
@@ -1018,6 +1186,8 @@ def build_parser():
     train_group.add_argument("--weight-decay", type=float, default=0.05, help="AdamW's (default: %(default)s)")
     aug_group = parser.add_argument_group("augmentation ladder (step D)")
     aug_group.add_argument("--augment", nargs="+", default=["all"], choices=[*LEVELS, "all"], help="levels to compare, everything else equal (default: all)")
+    aug_group.add_argument("--cnn", action=argparse.BooleanOptionalAction, default=True,
+                           help="repeat the ladder from scratch on a CNN of about the ViT's size (default: on)")
     aug_group.add_argument("--mix", default="none", choices=MIXES, help="MixUp or CutMix with soft labels on the strong level (default: %(default)s)")
     return parser
 
@@ -1059,12 +1229,24 @@ def run_lab(args):
     results = train_frozen_heads(run, backbone, normalize, data, robust, args.pool, args.head, args.learning_rate,
                                  **{**training, "dropout": args.dropout})
 
+    # ---- 001:51: the handout's ImageNet mean and std against the preset's own scaling, the same frozen head
+    fed = {norm_text: normalize}
+    if weights == "pretrained" and norm_text.startswith("the preset's own"):
+        fed["ImageNet mean and std"] = images.imagenet_normalization(name="normalization")
+        results.update(train_frozen_heads(run, backbone, fed["ImageNet mean and std"], data, robust, (pool,), ("linear",),
+                                          args.learning_rate, **training, suffix=IMAGENET_NORM,
+                                          title="B'. the same head, the inputs normalised with ImageNet's mean and std"))
+    run.save_metrics(**{"inputs normalised": {text: input_statistics(n, data.x_train, size) for text, n in fed.items()}})
+
     # ---- step D: the augmentation ladder, everything else equal
     warm = results.get(frozen_name(pool, head, args.dropout[0], args.dropout), {}).get("model")
     ladder, tuned = train_ladder(run, backbone, normalize, data, robust, levels, args.mix, pool, head, unfreeze_last, lr,
                                  warm if unfreeze_last not in (0, "all") else None, seed=args.seed, **training)
     results.update(tuned)
     best = report_ladder(run, ladder, results, data, levels, size, args.seed)
+    if args.cnn and len(levels) > 1:  # 001:58: why a ViT needs strong augmentation, against a CNN
+        ladder_on_a_cnn(run, data, robust, levels, args.learning_rate, backbone if weights == "random" else None,
+                        pool, head, args.seed, **training)
 
     # ---- step E: attention rollout and occlusion, on the best model of the ladder
     figure, maps = interpret_model(results[best]["model"], data)
