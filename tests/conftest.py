@@ -25,11 +25,12 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # jax compiles each new step once per process; the tests build the same small models again and again (a lab's
 # run, its notebook, the 8-device run), so XLA's executables are kept on disk (jax's persistent cache) in the
 # checkout: a fresh clone starts empty, as CI does, and still saves a sixth (the vit tests on jax, one run each:
-# 197 s without the cache, 164 s from an empty one, 98 s warm). A size limit makes jax lock the folder: the workers share it.
-_JAX_CACHE = {"JAX_COMPILATION_CACHE_DIR": os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "jax"),
-              "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_COMPILATION_CACHE_MAX_SIZE": str(2**30)}
-for _key, _value in _JAX_CACHE.items():
-    os.environ.setdefault(_key, _value)
+# 197 s without the cache, 164 s from an empty one, 98 s warm). One folder per xdist worker: jax locks a shared
+# one only with a size limit, and then lists the whole folder at every write.
+_JAX_CACHE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "jax",
+                          os.environ.get("PYTEST_XDIST_WORKER", "main"))
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _JAX_CACHE)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 # Two test processes share the cores (pytest -n 2): `import kcourse` makes torch's
 # OpenMP threads sleep at barriers (OMP_WAIT_POLICY=PASSIVE), before torch starts.
 import kcourse  # noqa: E402,F401
