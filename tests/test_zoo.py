@@ -203,8 +203,10 @@ def test_resume_reads_back_the_counted_models(quick_run):
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         again = zoo.main(["--resume", str(run.path)])
-    assert stdout.getvalue().count("read back from metrics.json") == len(MODELS)
-    assert [row["model"] for row in again.rows] == MODELS
+    read_back = stdout.getvalue()
+    assert read_back.count("counted by the interrupted run; read back from metrics.json") == len(MODELS)
+    assert read_back.count("measured by the interrupted run; read back") == len(run.metrics["latency"]) == 2  # not run again
+    assert [row["model"] for row in again.rows] == MODELS and again.metrics["latency"] == run.metrics["latency"]
 
 
 def test_the_vit_needs_several_times_resnet18s_memory_to_run_and_the_report_says_so(quick_run):

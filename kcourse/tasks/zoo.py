@@ -675,12 +675,15 @@ def run_lab(args):
     if args.latency is not None:
         from kcourse import system
 
-        timed = {}
+        timed = dict(run.metrics.get("latency", {})) if run.resuming else {}
         for name in dict.fromkeys(args.latency or LATENCY):
+            if name in timed:
+                print(f"latency: {name}, measured by the interrupted run; read back from metrics.json")
+                continue
             print(f"latency: {name}, batch {' and '.join(map(str, BATCHES))} at {args.latency_size} px...", flush=True)
             timed[name] = {str(b): t for b, t in latency_apart(name, image_size=args.latency_size).items()}  # str: as metrics.json
-        run.save_metrics(latency=timed, **{"latency device": system.accelerator() or "cpu",
-                                           "latency image size": args.latency_size})
+            run.save_metrics(latency=timed, **{"latency device": system.accelerator() or "cpu",  # kept model by model
+                                               "latency image size": args.latency_size})
         run.save_table("latency", [{"model": name, "batch": b, **t} for name, by in timed.items() for b, t in by.items()])
         for name in timed:
             if name not in args.models:  # their parameters and FLOPs beside
