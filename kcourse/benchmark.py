@@ -9,7 +9,11 @@ A backend may carry compile settings to compare (before/after): "plain" is
 Keras' own defaults (one step per call, jit_compile="auto"), "jit" is
 jit_compile=True (torch.compile on torch, XLA on tensorflow), "spe=N" is N
 steps per execution; a bare backend uses the labs' settings
-(`kcourse.training.FAST`).
+(`kcourse.training.FAST`). "omp=passive", "omp=active" or "omp=unset" sets
+OpenMP's wait policy in the candidate's process ("unset": the runtime's own
+default), on a backend or a reference:
+
+    python -m kcourse.benchmark --models mnist-cnn --backends torch:omp=passive torch:omp=active --references native native:omp=unset
 
 Each candidate runs in its own process: one per Keras backend (the backend
 is fixed at the first `import keras`), one for the native PyTorch reference
@@ -23,8 +27,9 @@ that a noisy machine slows them all alike; the table gives the median over
 the rounds, the spread (lowest and highest round), and each candidate's
 ratio to the native reference. "runs as" says how each backend executed
 (XLA, tf.function, torch.compile or eager, steps per execution). OpenMP's
-threads sleep at barriers (OMP_WAIT_POLICY=PASSIVE unless set): on a busy
-machine, spinning threads made torch 5-15x slower.
+threads sleep at barriers in a backend's process (OMP_WAIT_POLICY=PASSIVE
+unless set: beside a busy process, spinning threads made torch 1.6-2.6x slower);
+the references run under the OpenMP runtime's default, as the course's code does.
 
 --profile prints, instead of the table, where one epoch's time goes: a
 cProfile of each model on each candidate after its warm-up (on jax, the
@@ -268,11 +273,22 @@ def _word2vec_quality(vectors, vocab):
             "capital neighbours that are capitals": result["capital neighbours that are capitals"]}
 
 
+OMP_POLICIES = ("passive", "active", "unset")  # "unset": the OpenMP runtime's own default (spin a while, then sleep)
+
+
 def settings(text):
-    """A candidate's compile options: "plain" (Keras' defaults), "jit" (jit_compile=True), "spe=N", joined by commas."""
-    options = {}
+    """A candidate's settings, joined by commas: its compile options, "plain" (Keras' defaults), "jit"
+    (jit_compile=True), "nojit", "spe=N"; and "omp=passive|active|unset", OpenMP's wait policy in its process.
+
+    Returns (the compile options, or None where none is named: the labs' own; the OpenMP policy, or None).
+    """
+    options, policy = None, None
     for part in text.split(","):
         key, _, value = part.partition("=")
+        if key == "omp" and value in OMP_POLICIES:
+            policy = value
+            continue
+        options = {} if options is None else options
         if key == "jit" and not value:
             options["jit_compile"] = True
         elif key == "nojit" and not value:
@@ -280,39 +296,47 @@ def settings(text):
         elif key == "spe" and value.isdigit() and int(value) > 0:
             options["steps_per_execution"] = int(value)
         elif key != "plain" or value:
-            raise ValueError(f"unknown setting {part!r}: use plain, jit, nojit or spe=N")
-    return options
+            raise ValueError(f"unknown setting {part!r}: use plain, jit, nojit, spe=N or omp={'|'.join(OMP_POLICIES)}")
+    return options, policy
 
 
-def candidate_name(text):
-    """--backends: a backend, optionally with compile settings: jax, torch:jit, tensorflow:spe=1, jax:plain."""
+def candidate_name(text, known=cli.BACKENDS):
+    """--backends: a backend, optionally with settings: jax, torch:jit, tensorflow:spe=1,omp=active, jax:plain.
+    --references (`known`: REFERENCES): native or gensim, optionally with an OpenMP policy: native:omp=unset."""
     import argparse
 
-    backend, _, setting = text.partition(":")
-    if backend not in cli.BACKENDS:
-        raise argparse.ArgumentTypeError(f"unknown backend {backend!r}: choose among {', '.join(cli.BACKENDS)}")
+    base, _, setting = text.partition(":")
+    if base not in known:
+        raise argparse.ArgumentTypeError(f"unknown candidate {base!r}: choose among {', '.join(known)}")
     if setting:
         try:
-            settings(setting)
+            options, _ = settings(setting)
         except ValueError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
+        if options is not None and known is REFERENCES:
+            raise argparse.ArgumentTypeError(f"{text}: a reference takes omp=... only")
     return text
+
+
+def reference_name(text):
+    return candidate_name(text, REFERENCES)
 
 
 def _worker(candidate, threads):
     """Answer the orchestrator's commands on stdin, one JSON line each, until "quit"."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     backend, _, setting = candidate.partition(":")
+    options, _ = settings(setting) if setting else (None, None)  # the OpenMP policy is in the environment (Worker)
     if backend in cli.BACKENDS:
-        if setting:
+        if options is not None:
             os.environ["KCOURSE_COMPILE"] = "fast"
         cli.use_backend(backend)
         import keras  # noqa: F401  (the backend's import, before any timing)
 
-        if setting:  # this candidate's compile options instead of the labs' (training.FAST)
+        if options is not None:  # this candidate's compile options instead of the labs' (training.FAST)
             from kcourse import training
 
-            training.FAST[backend] = settings(setting)
+            training.FAST[backend] = options
         if backend == "tensorflow":
             import tensorflow as tf
 
@@ -345,10 +369,11 @@ def _answer(candidate, threads, command, current, data):
     if command["cmd"] == "setup":
         data = lab_data(command["model"], command["samples"], sentences=command["sentences"])
         kind = {"native": NativeCandidate, "gensim": GensimCandidate}.get(candidate.partition(":")[0], KerasCandidate)
-        options = dict(epochs=command["epochs"], threads=threads) if candidate == "gensim" else {}
+        options = dict(epochs=command["epochs"], threads=threads) if candidate.startswith("gensim") else {}
         current = kind(command["model"], data, command["batch_size"], **options)
         seconds, _ = current.epoch()  # the warm-up epoch: compilation
-        return {"first epoch s": seconds, "how": current.how, "params": current.params, "samples": current.samples,
+        how = f"{current.how}, OpenMP {os.environ.get('OMP_WAIT_POLICY', 'unset').lower()}"  # the process's own, read back
+        return {"first epoch s": seconds, "how": how, "params": current.params, "samples": current.samples,
                 "_current": current, "_data": data}
     if command["cmd"] == "epoch":
         seconds, loss = current.epoch()
@@ -379,8 +404,17 @@ class Worker:
     def __init__(self, candidate, threads, log_dir):
         self.candidate = candidate
         self.log = Path(log_dir) / f"worker-{candidate}.log"
-        # OMP_WAIT_POLICY=PASSIVE comes from `import kcourse` (kcourse/__init__), as in the labs.
+        # OMP_WAIT_POLICY comes from `import kcourse` (kcourse/__init__) for a backend, as in the labs; a reference
+        # runs as the course's code runs, under the OpenMP runtime's default, unless the user set one. A candidate
+        # may name its own ("omp=unset": the runtime's default).
+        import kcourse
+
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        policy = settings(candidate.partition(":")[2])[1] if ":" in candidate else None
+        if policy is None and candidate.partition(":")[0] in REFERENCES and kcourse.OMP_POLICY_SET_HERE:
+            policy = "unset"
+        if policy is not None:
+            env["OMP_WAIT_POLICY"] = policy.upper()
         with open(self.log, "w") as stderr:  # a file, not a pipe: a chatty backend cannot fill it and block
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "kcourse.benchmark", "--worker", candidate, "--threads", str(threads)],
@@ -465,7 +499,7 @@ def run_benchmark(models, candidates, rounds=7, steps=100, batch_size=64, word2v
     rows = []
     try:
         for name in models:
-            taking_part = [c for c in candidates if c != "gensim" or name == "word2vec"]
+            taking_part = [c for c in candidates if not c.startswith("gensim") or name == "word2vec"]
             batch = word2vec_batch_size if name == "word2vec" else batch_size
             setup = {}
             for c in taking_part:
@@ -488,7 +522,7 @@ def run_benchmark(models, candidates, rounds=7, steps=100, batch_size=64, word2v
                 finish = workers[c].ask(cmd="finish", model=name)
                 row = {
                     "model": name,
-                    "candidate": c if c in REFERENCES else f"kcourse {c}",
+                    "candidate": c if c.partition(":")[0] in REFERENCES else f"kcourse {c}",
                     "runs as": setup[c]["how"],
                     "batch": batch,
                     "unit": unit,
@@ -524,7 +558,7 @@ def profile(models, candidates, out, steps=100, batch_size=64, word2vec_batch_si
         worker = Worker(c, threads, out)
         try:
             for name in models:
-                if c == "gensim" and name != "word2vec":
+                if c.startswith("gensim") and name != "word2vec":
                     continue
                 batch = word2vec_batch_size if name == "word2vec" else batch_size
                 worker.ask(cmd="setup", model=name, samples=steps * batch_size, batch_size=batch, sentences=sentences, epochs=2)
@@ -643,7 +677,7 @@ def main(argv=None):
     parser.add_argument("--backends", nargs="+", default=list(cli.BACKENDS), type=candidate_name, metavar="BACKEND[:SETTINGS]",
                         help="jax torch tensorflow (default: all); with compile settings to compare, e.g. "
                              "tensorflow:plain (Keras' defaults), torch:jit (torch.compile), jax:spe=8")
-    parser.add_argument("--references", nargs="*", default=list(REFERENCES), choices=REFERENCES,
+    parser.add_argument("--references", nargs="*", default=list(REFERENCES), type=reference_name, metavar="REFERENCE[:omp=...]",
                         help="native PyTorch, gensim (word2vec only); default: both")
     parser.add_argument("--rounds", type=cli.positive_int, default=7, help="timed epochs per candidate (default: 7)")
     parser.add_argument("--steps", type=cli.positive_int, default=100, help="training steps per epoch of the classifiers (default: 100)")

@@ -10,6 +10,7 @@ import csv
 
 import pytest
 
+import kcourse
 from kcourse import benchmark, cli
 
 
@@ -32,17 +33,18 @@ def tiny_run(tmp_path_factory):
                 "--threads", "1", "--out", str(root / "run")]
         rows = benchmark.main([*argv, "--update"])
         updated = md.read_text()
-        benchmark.main(["--models", "tiny-transformer", "--backends", backend, "--references", "--rounds", "1", "--steps", "1",
-                        "--batch-size", "8", "--threads", "1", "--out", str(root / "run-without-update")])
+        policies = benchmark.main(["--models", "tiny-transformer", "--backends", f"{backend}:omp=active", "--references",
+                                   "native:omp=unset", "--rounds", "1", "--steps", "1", "--batch-size", "8", "--threads", "1",
+                                   "--out", str(root / "run-without-update")])
         assert md.read_text() == updated  # without --update a checkout stays as it was
     finally:
         benchmark.BENCHMARKS_MD = real
     assert (real.read_text() if real.exists() else None) == real_text  # the real BENCHMARKS.md is left alone
-    return rows, root
+    return rows, root, policies
 
 
 def test_native_and_keras_train_the_same_models(tiny_run, backend):
-    rows, _ = tiny_run
+    rows, *_ = tiny_run
     for model in ("tiny-transformer", "word2vec"):
         keras_row, native_row = (next(r for r in rows if r["model"] == model and r["candidate"] == c)
                                  for c in (f"kcourse {backend}", "native"))
@@ -58,20 +60,22 @@ def test_the_unet_and_vit_native_twins_have_the_labs_parameters():
 
 
 def test_every_candidate_says_how_it_ran_and_what_it_held(tiny_run, backend):
-    rows, _ = tiny_run
+    rows, *_ = tiny_run
     how = {"jax": "XLA (jax.jit)", "torch": "eager", "tensorflow": "tf.function (graph), 32 steps per execution"}[backend]
     for row in rows:
         assert row["rounds"] == 2 and row["host peak MiB"] > 100  # a framework's process holds 100s of MiB
         expected = "eager (the seed's loop)" if row["candidate"] == "native" else how
         if row["model"] == "word2vec" and backend == "tensorflow" and row["candidate"] != "native":
             expected = "tf.function (graph)"  # the lab keeps one step per call: its per-batch loss curve
-        assert row["runs as"] == expected, row
+        # the backend's OpenMP policy is the labs' (kcourse's PASSIVE); the reference runs as the course's code does
+        policy = "unset" if row["candidate"] == "native" and kcourse.OMP_POLICY_SET_HERE else "passive"
+        assert row["runs as"] == f"{expected}, OpenMP {policy}", row
         assert row["x native"] is not None and row["x native"] > 0
 
 
 def test_rounds_alternate_between_candidates(tiny_run, backend):
     """The workers' logs, merged by time: A B A B for every model, never A A B B."""
-    _, root = tiny_run
+    _, root, _ = tiny_run
     events = []
     for log in (root / "run").glob("worker-*.log"):
         for line in log.read_text().splitlines():
@@ -88,7 +92,7 @@ def test_rounds_alternate_between_candidates(tiny_run, backend):
 
 
 def test_the_table_chart_and_benchmarks_md_are_written(tiny_run, backend):
-    rows, root = tiny_run
+    rows, root, _ = tiny_run
     run = root / "run"
     with open(run / "benchmark.csv", newline="") as f:
         saved = list(csv.DictReader(f))
@@ -120,14 +124,25 @@ def test_profile_shows_where_an_epoch_goes(tmp_path, backend):
     assert "Ordered by: cumulative time" in text and "trainer.py" in text  # Keras' fit loop: the time is the training's
 
 
-def test_compile_settings_are_parsed_and_checked():
-    assert benchmark.settings("plain") == {}
-    assert benchmark.settings("jit,spe=8") == {"jit_compile": True, "steps_per_execution": 8}
-    assert benchmark.candidate_name("tensorflow:spe=1") == "tensorflow:spe=1"
-    with pytest.raises(cli.LabError, match="unknown backend 'mxnet'"):
+def test_compile_settings_and_openmp_policies_are_parsed_and_checked():
+    assert benchmark.settings("plain") == ({}, None)
+    assert benchmark.settings("jit,spe=8") == ({"jit_compile": True, "steps_per_execution": 8}, None)
+    assert benchmark.settings("omp=active") == (None, "active")  # the labs' compile options, OpenMP's threads spinning
+    assert benchmark.candidate_name("tensorflow:spe=1,omp=unset") == "tensorflow:spe=1,omp=unset"
+    with pytest.raises(cli.LabError, match="unknown candidate 'mxnet'"):
         benchmark.main(["--backends", "mxnet"])
     with pytest.raises(cli.LabError, match="unknown setting 'fast'"):
         benchmark.main(["--backends", "jax:fast"])
+    with pytest.raises(cli.LabError, match="a reference takes omp=... only"):
+        benchmark.main(["--references", "native:jit"])
+
+
+def test_each_candidate_runs_under_the_openmp_policy_it_names(tiny_run, backend):
+    """The policy is set in the candidate's own process before its framework starts, and read back there."""
+    *_, policies = tiny_run
+    how = {row["candidate"]: row["runs as"] for row in policies}
+    assert how[f"kcourse {backend}:omp=active"].endswith(", OpenMP active")
+    assert how["native:omp=unset"] == "eager (the seed's loop), OpenMP unset"
 
 
 def test_unknown_model_is_a_lab_error():
