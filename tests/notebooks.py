@@ -11,7 +11,7 @@ import json
 
 import matplotlib.pyplot as plt
 
-IGNORED = {"out", "resume", "backend"}  # where a run goes, not what it computes
+IGNORED = {"out", "resume", "backend", "command"}  # where a run goes and how it was typed, not what it computes
 
 
 def same_options(a, b):

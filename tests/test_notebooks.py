@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.notebooks import run_notebook
+from tests.test_mnist import QUICK as MNIST
 from tests.test_vit import QUICK_RUN as VIT
 from tests.test_zoo import LATENCY as ZOO_LATENCY
 from tests.test_zoo import MODELS as ZOO_MODELS
@@ -32,7 +33,7 @@ W2V = ("--quick", "--epochs", "5", "--batch-size", "128", "--models", "skip-gram
 def shared_runs(name, lab_run):
     """[(lab, run)] that the notebook `name` calls `run_lab` with, in its quick options."""
     if name == "tp3_mnist":
-        return [("mnist", lab_run("mnist", "--quick"))]
+        return [("mnist", lab_run("mnist", *MNIST))]
     if name == "tp3_finetune":
         return [("finetune", lab_run("finetune", "--quick", "--models", "fine-tuned", "frozen", "frozen-batch-stats", "scratch"))]
     if name == "tp4_part1_word2vec_transformer":

@@ -8,11 +8,12 @@ import pytest
 
 from kcourse import report
 from kcourse.tasks import mnist
+from tests.test_mnist import QUICK
 
 
 @pytest.fixture(scope="module")
 def mnist_run(lab_run):
-    return lab_run("mnist", "--quick")
+    return lab_run("mnist", *QUICK)  # test_mnist's run, in the same xdist group
 
 
 def test_every_item_of_the_lab_is_on_the_page_with_the_runs_numbers(mnist_run):
