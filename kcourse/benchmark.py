@@ -31,6 +31,16 @@ threads sleep at barriers in a backend's process (OMP_WAIT_POLICY=PASSIVE
 unless set: beside a busy process, spinning threads made torch 1.6-2.6x slower);
 the references run under the OpenMP runtime's default, as the course's code does.
 
+How close to the machine: each row's achieved GFLOP/s, the training step's
+floating-point work per sample (3 x the forward multiply-adds of
+`kcourse.flops`: the forward pass, then the gradients for the inputs and for
+the weights; 2 FLOPs each) times its samples per second, next to the peak:
+the best of a few 2048 x 2048 float32 matmuls (NumPy's BLAS, and torch's
+where installed) on the same threads, measured in the same run. A row near
+the peak is bound by compute; one far below it by overhead (Python, kernel
+launches, data movement, small operations). word2vec's step is lookups and
+50-wide dot products, bound by memory: it has no GFLOP/s.
+
 --profile prints, instead of the table, where one epoch's time goes: a
 cProfile of each model on each candidate after its warm-up (on jax, the
 jitted step is one call: its time is XLA's).
@@ -161,6 +171,18 @@ class KerasCandidate:
     @property
     def params(self):
         return self.model.count_params()
+
+    def macs(self):
+        """Forward multiply-adds per sample (kcourse.flops), None for word2vec."""
+        from kcourse import flops
+
+        if self.name == "vit":
+            return flops.vit_macs(**VIT, classes=2)
+        if self.name == "tiny-transformer":
+            return flops.tiny_transformer_macs(self.model)
+        if self.name == "unet":  # a subclassed model: the shapes its layers see on one sample
+            return flops.count_macs_run(self.model, self.x)
+        return flops.count_macs(self.model) if self.name != "word2vec" else None
 
     @property
     def how(self):
@@ -362,10 +384,39 @@ def _worker(candidate, threads):
         print("RESULT " + json.dumps(answer), flush=True)
 
 
+def matmul_peak(n=2048, repeats=5):
+    """The best float32 GFLOP/s of an n x n matmul, by NumPy's BLAS and by torch (where installed), on this
+    process's threads: {"GFLOP/s": best, "by": which}."""
+    import numpy as np
+
+    a, b = np.random.default_rng(0).random((2, n, n), dtype="float32")
+    matmuls = {"NumPy": lambda: a @ b}
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        matmuls["torch"] = lambda: torch.matmul(ta, tb)
+    best = {}
+    for name, matmul in matmuls.items():
+        matmul()  # the first call allocates and starts the threads
+        seconds = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            matmul()
+            seconds.append(time.perf_counter() - start)
+        best[name] = 2 * n**3 / min(seconds) / 1e9
+    by = max(best, key=best.get)
+    return {"GFLOP/s": best[by], "by": by}
+
+
 def _answer(candidate, threads, command, current, data):
     """One command of the orchestrator, answered as a dict."""
     import resource
 
+    if command["cmd"] == "peak":
+        return matmul_peak()
     if command["cmd"] == "setup":
         data = lab_data(command["model"], command["samples"], sentences=command["sentences"])
         kind = {"native": NativeCandidate, "gensim": GensimCandidate}.get(candidate.partition(":")[0], KerasCandidate)
@@ -373,7 +424,8 @@ def _answer(candidate, threads, command, current, data):
         current = kind(command["model"], data, command["batch_size"], **options)
         seconds, _ = current.epoch()  # the warm-up epoch: compilation
         how = f"{current.how}, OpenMP {os.environ.get('OMP_WAIT_POLICY', 'unset').lower()}"  # the process's own, read back
-        return {"first epoch s": seconds, "how": how, "params": current.params, "samples": current.samples,
+        macs = current.macs() if isinstance(current, KerasCandidate) else None
+        return {"first epoch s": seconds, "how": how, "params": current.params, "samples": current.samples, "macs": macs,
                 "_current": current, "_data": data}
     if command["cmd"] == "epoch":
         seconds, loss = current.epoch()
@@ -487,7 +539,9 @@ def run_benchmark(models, candidates, rounds=7, steps=100, batch_size=64, word2v
 
     `candidates`: Keras backends and references ("native", "gensim"). gensim
     only takes part for word2vec. A candidate whose process fails is reported
-    on one line and left out.
+    on one line and left out. Every row carries the machine's matmul peak
+    (`matmul_peak`, measured once in the first candidate's process, before
+    the models) and, where the model's multiply-adds are known, its GFLOP/s.
     """
     import numpy as np
 
@@ -498,6 +552,8 @@ def run_benchmark(models, candidates, rounds=7, steps=100, batch_size=64, word2v
     workers = {c: Worker(c, threads, log_dir) for c in candidates}
     rows = []
     try:
+        peak = workers[candidates[0]].ask(cmd="peak")
+        log(f"peak: a 2048 x 2048 float32 matmul ({peak['by']}), {peak['GFLOP/s']:.1f} GFLOP/s on {threads} threads")
         for name in models:
             taking_part = [c for c in candidates if not c.startswith("gensim") or name == "word2vec"]
             batch = word2vec_batch_size if name == "word2vec" else batch_size
@@ -516,6 +572,7 @@ def run_benchmark(models, candidates, rounds=7, steps=100, batch_size=64, word2v
             unit = UNITS.get(name, "samples")
             median_of = lambda c: float(np.median(setup[c]["samples"] / np.array(times[c]))) if c in setup else None
             native, gensim = median_of("native"), median_of("gensim")
+            macs = next((setup[c]["macs"] for c in setup if setup[c]["macs"]), None)  # the same model on every candidate
             for c in setup:
                 speeds = setup[c]["samples"] / np.array(times[c])
                 median = float(np.median(speeds))
@@ -530,6 +587,9 @@ def run_benchmark(models, candidates, rounds=7, steps=100, batch_size=64, word2v
                     "lowest": float(speeds.min()),
                     "highest": float(speeds.max()),
                     "x native": median / native if native else None,
+                    "train GFLOP / sample": 6 * macs / 1e9 if macs else None,  # 3 x the forward MACs, 2 FLOPs each
+                    "GFLOP/s": 6 * macs * median / 1e9 if macs else None,
+                    "peak GFLOP/s": peak["GFLOP/s"],
                     "compile s": max(0.0, setup[c]["first epoch s"] - setup[c]["samples"] / median),
                     "host peak MiB": finish["host peak MiB"],
                     "device peak MiB": finish["device peak MiB"],
@@ -571,8 +631,8 @@ def profile(models, candidates, out, steps=100, batch_size=64, word2vec_batch_si
 
 
 # ---------------------------------------------------------------- the table, the chart, BENCHMARKS.md
-COLUMNS = ("model", "candidate", "runs as", "batch", "median / s", "spread", "x native", "x gensim", "compile s",
-           "host peak MiB", "device peak MiB", "params")
+COLUMNS = ("model", "candidate", "runs as", "batch", "median / s", "spread", "x native", "x gensim", "GFLOP/s (of peak)",
+           "compile s", "host peak MiB", "device peak MiB", "params")
 
 
 def _cells(row):
@@ -587,6 +647,7 @@ def _cells(row):
         "spread": f"{row['lowest']:,.0f}-{row['highest']:,.0f}",
         "x native": fmt(row["x native"], "{:.2f}"),
         "x gensim": fmt(row.get("x gensim"), "{:.2f}"),
+        "GFLOP/s (of peak)": "" if row["GFLOP/s"] is None else f"{row['GFLOP/s']:.1f} ({row['GFLOP/s'] / row['peak GFLOP/s']:.0%})",
         "compile s": f"{row['compile s']:.1f}",
         "host peak MiB": f"{row['host peak MiB']:,.0f}",
         "device peak MiB": fmt(row["device peak MiB"], "{:,.0f}"),
@@ -655,7 +716,7 @@ def _load():
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
-def _conditions(args, load_before, load_after):
+def _conditions(args, load_before, load_after, peak):
     import platform
 
     from kcourse import system
@@ -667,7 +728,8 @@ def _conditions(args, load_before, load_after):
             f"{args.threads} threads per candidate, load average {load_before:.1f} at the start and {load_after:.1f} at the end "
             f"({shared}); {versions}. "
             f"Median of {args.rounds} alternating rounds of one epoch each ({args.steps} steps for the classifiers), "
-            f"after one warm-up epoch; float32.")
+            f"after one warm-up epoch; float32. Peak: {peak:.1f} GFLOP/s, the best 2048 x 2048 float32 matmul on "
+            f"{args.threads} threads (the GFLOP/s column: 3 x the forward multiply-adds per sample, 2 FLOPs each).")
 
 
 def main(argv=None):
@@ -725,7 +787,7 @@ def main(argv=None):
         writer.writerows(rows)
     table = markdown(rows)
     command = "python -m kcourse.benchmark" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
-    conditions = _conditions(args, load, _load())
+    conditions = _conditions(args, load, _load(), rows[0]["peak GFLOP/s"] if rows else float("nan"))
     (out / "benchmark.md").write_text(f"{conditions}\n\n```\n{command}\n```\n\n{table}\n")
     fig = bar_chart(rows)
     fig.savefig(out / "benchmark.png", dpi=120, bbox_inches="tight")

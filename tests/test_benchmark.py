@@ -53,10 +53,30 @@ def test_native_and_keras_train_the_same_models(tiny_run, backend):
     assert {r["params"] for r in rows if r["model"] == "word2vec"} == {2 * 50 * len(benchmark.lab_data("word2vec", 0, sentences=300)["vocab"])}
 
 
+def test_each_row_says_how_far_it_is_from_the_machines_matmul_peak(tiny_run, backend):
+    rows, root, _ = tiny_run
+    peak = {row["peak GFLOP/s"] for row in rows}
+    assert len(peak) == 1 and peak.pop() > 0.5  # one peak for the run, a float32 matmul measured in it
+    from kcourse import flops
+    from kcourse.models import build_classifier
+
+    vocab = benchmark.lab_data("tiny-transformer", 0, sentences=300)["vocab"]
+    macs = flops.tiny_transformer_macs(build_classifier(vocab, max_len=32))
+    for row in rows:
+        if row["model"] == "word2vec":
+            assert row["GFLOP/s"] is None  # lookups, bound by memory
+        else:  # the same model's work on both sides: 3 x the forward multiply-adds, 2 FLOPs each
+            assert row["GFLOP/s"] == pytest.approx(6 * macs * row["median samples / s"] / 1e9), row["candidate"]
+    table = (root / "run" / "benchmark.md").read_text()
+    assert "Peak: " in table and "| GFLOP/s (of peak) |" in table
+
+
 def test_the_unet_and_vit_native_twins_have_the_labs_parameters():
     for name in ("unet", "vit"):
         data = benchmark.lab_data(name, 16)
-        assert benchmark.KerasCandidate(name, data, 8).params == benchmark.NativeCandidate(name, data, 8).params > 0, name
+        keras_candidate = benchmark.KerasCandidate(name, data, 8)
+        assert keras_candidate.params == benchmark.NativeCandidate(name, data, 8).params > 0, name
+        assert keras_candidate.macs() > keras_candidate.params  # every weight used at least once per sample
 
 
 def test_every_candidate_says_how_it_ran_and_what_it_held(tiny_run, backend):

@@ -6,6 +6,7 @@ import io
 import json
 
 import keras
+import numpy as np
 import pytest
 
 from kcourse import flops, parameters, receptive_field
@@ -92,6 +93,23 @@ def test_flops_of_a_tiny_net_by_hand():
 def test_dense_on_tokens_counts_every_position():
     model = keras.Sequential([keras.Input((7, 16)), keras.layers.Dense(8)])
     assert flops.count_macs(model) == 7 * 16 * 8
+
+
+def test_macs_counted_from_a_run_equal_the_graphs_and_a_unet_by_hand():
+    """flops.count_macs_run: the shapes each innermost layer sees on one sample, for models outside a graph."""
+    from kcourse.models.unet import UNet
+    from kcourse.tasks import mnist
+
+    cnn = mnist.build_model("cnn")
+    assert flops.count_macs_run(cnn, np.zeros((2, 28, 28, 1), "float32")) == flops.count_macs(cnn) == 711_000
+    unet = UNet(3, depth=1, base_filters=4)  # 8x8x1: stem 4, down to 4x4 at 8, up (2x2 transposed) to 8x8 at 4, head 3
+    assert flops.count_macs_run(unet, np.zeros((2, 8, 8, 1), "float32")) == (
+        (9 * 1 * 4 + 9 * 4 * 4) * 64  # the stem's two 3x3 convolutions at 8x8
+        + (9 * 4 * 8 + 9 * 8 * 8) * 16  # the down block's, after the pooling, at 4x4
+        + 2 * 2 * 8 * 4 * 16  # the transposed convolution: its kernel at each of the 4x4 input pixels
+        + (9 * 8 * 4 + 9 * 4 * 4) * 64  # the up block's on the concatenation (4 up + 4 skip channels)
+        + 4 * 3 * 64)  # the 1x1 head
+    assert not hasattr(unet.stem.conv1, "call") or "watched" not in unet.stem.conv1.call.__name__  # unwatched after
 
 
 def test_encoder_macs_by_hand():

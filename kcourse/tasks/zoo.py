@@ -199,16 +199,9 @@ def macs_per_image(name, model):
     from kcourse import flops
 
     if name == "vit_b16":
-        c = VIT_B16
-        patches = (c["image_shape"][0] // c["patch_size"]) * (c["image_shape"][1] // c["patch_size"])
-        patchify = c["patch_size"] ** 2 * c["image_shape"][2] * c["hidden_dim"] * patches  # a 16x16 conv, stride 16
-        head = c["hidden_dim"] * model.output.shape[-1]
-        return patchify + flops.encoder_macs(patches + 1, c["hidden_dim"], c["mlp_dim"], c["num_layers"]) + head
+        return flops.vit_macs(**VIT_B16, classes=model.output.shape[-1])
     if name == "transformer":
-        d, hidden = model.d_model, int(model.d_model * model.mlp_ratio)
-        projection = model.embed_dim * d * model.max_len if model.embed_dim != d else 0
-        head = d * model.num_classes  # on the [CLS] token only
-        return projection + flops.encoder_macs(model.max_len, d, hidden, model.n_layers) + head  # the embedding is a lookup
+        return flops.tiny_transformer_macs(model)
     return flops.count_macs(model)
 
 
