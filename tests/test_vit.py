@@ -320,6 +320,24 @@ def test_rand_augment_starts_from_its_seed_every_time(backend):
     np.testing.assert_array_equal(vit.rand_augment(seed=0)(x).numpy(), draws[0])  # ...a new one starts over
 
 
+def test_randaugments_equalization_counts_its_histogram_as_keras_does(backend):
+    """kcourse's one-bincount histogram (vit._graph_histogram) in Equalization, against the layer's own, both in
+    TensorFlow's graph as in the pipeline (on jax, Keras' own is its 256-step loop)."""
+    import keras
+
+    from kcourse import system
+
+    tf = system.import_tensorflow()
+    images = np.random.default_rng(0).uniform(0, 255, (2, 6, 6, 3)).astype("float32")
+    images[0, 0, :3, 0] = (0.0, 255.0, 127.5)  # both ends and the middle of the range
+    keras_own, ours = keras.layers.Equalization(value_range=(0, 255)), keras.layers.Equalization(value_range=(0, 255))
+    ours._custom_histogram_fixed_width = vit._graph_histogram(tf)
+    equalized = [tf.function(lambda x, layer=layer: layer(x))(images).numpy() for layer in (keras_own, ours)]
+    np.testing.assert_array_equal(equalized[1], equalized[0])
+    counts = tf.function(lambda v: vit._graph_histogram(tf)(v, (0, 255), 256))(images[..., 0]).numpy()
+    np.testing.assert_array_equal(counts, np.bincount(images[..., 0].astype("int32").ravel(), minlength=256))
+
+
 def test_unfreeze_last_beyond_the_backbone_is_an_error_or_said(loaded, capsys):
     backbone = loaded[0]  # 2 blocks, pretrained (a local preset)
     with pytest.raises(cli.LabError, match="--unfreeze-last 99: this backbone has 2 encoder blocks; choose 0 to 2"):
