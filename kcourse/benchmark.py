@@ -11,9 +11,11 @@ jit_compile=True (torch.compile on torch, XLA on tensorflow), "spe=N" is N
 steps per execution; a bare backend uses the labs' settings
 (`kcourse.training.FAST`). "omp=passive", "omp=active" or "omp=unset" sets
 OpenMP's wait policy in the candidate's process ("unset": the runtime's own
-default), on a backend or a reference:
+default), on a backend or a reference; "xla=FLAG" adds --FLAG to XLA_FLAGS in
+a backend's process (XLA's CPU compiler options, on jax and tensorflow):
 
     python -m kcourse.benchmark --models mnist-cnn --backends torch:omp=passive torch:omp=active --references native native:omp=unset
+    python -m kcourse.benchmark --models unet --backends jax jax:xla=xla_cpu_enable_fast_math=true --references
 
 Each candidate runs in its own process: one per Keras backend (the backend
 is fixed at the first `import keras`), one for the native PyTorch reference
@@ -300,15 +302,20 @@ OMP_POLICIES = ("passive", "active", "unset")  # "unset": the OpenMP runtime's o
 
 def settings(text):
     """A candidate's settings, joined by commas: its compile options, "plain" (Keras' defaults), "jit"
-    (jit_compile=True), "nojit", "spe=N"; and "omp=passive|active|unset", OpenMP's wait policy in its process.
+    (jit_compile=True), "nojit", "spe=N"; "omp=passive|active|unset", OpenMP's wait policy in its process;
+    "xla=FLAG", one more XLA flag in its process (xla_cpu_enable_fast_math=true: --xla_cpu_enable_fast_math=true).
 
-    Returns (the compile options, or None where none is named: the labs' own; the OpenMP policy, or None).
+    Returns (the compile options, or None where none is named: the labs' own; the OpenMP policy, or None;
+    the XLA flags, a list).
     """
-    options, policy = None, None
+    options, policy, xla = None, None, []
     for part in text.split(","):
         key, _, value = part.partition("=")
         if key == "omp" and value in OMP_POLICIES:
             policy = value
+            continue
+        if key == "xla" and value.startswith("xla_"):
+            xla.append(f"--{value}")
             continue
         options = {} if options is None else options
         if key == "jit" and not value:
@@ -318,8 +325,9 @@ def settings(text):
         elif key == "spe" and value.isdigit() and int(value) > 0:
             options["steps_per_execution"] = int(value)
         elif key != "plain" or value:
-            raise ValueError(f"unknown setting {part!r}: use plain, jit, nojit, spe=N or omp={'|'.join(OMP_POLICIES)}")
-    return options, policy
+            raise ValueError(f"unknown setting {part!r}: use plain, jit, nojit, spe=N, omp={'|'.join(OMP_POLICIES)} "
+                             f"or xla=xla_<flag>")
+    return options, policy, xla
 
 
 def candidate_name(text, known=cli.BACKENDS):
@@ -332,10 +340,10 @@ def candidate_name(text, known=cli.BACKENDS):
         raise argparse.ArgumentTypeError(f"unknown candidate {base!r}: choose among {', '.join(known)}")
     if setting:
         try:
-            options, _ = settings(setting)
+            options, _, xla = settings(setting)
         except ValueError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
-        if options is not None and known is REFERENCES:
+        if (options is not None or xla) and known is REFERENCES:
             raise argparse.ArgumentTypeError(f"{text}: a reference takes omp=... only")
     return text
 
@@ -348,7 +356,7 @@ def _worker(candidate, threads):
     """Answer the orchestrator's commands on stdin, one JSON line each, until "quit"."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     backend, _, setting = candidate.partition(":")
-    options, _ = settings(setting) if setting else (None, None)  # the OpenMP policy is in the environment (Worker)
+    options = settings(setting)[0] if setting else None  # the OpenMP policy and XLA's flags are in the environment (Worker)
     if backend in cli.BACKENDS:
         if options is not None:
             os.environ["KCOURSE_COMPILE"] = "fast"
@@ -424,6 +432,8 @@ def _answer(candidate, threads, command, current, data):
         current = kind(command["model"], data, command["batch_size"], **options)
         seconds, _ = current.epoch()  # the warm-up epoch: compilation
         how = f"{current.how}, OpenMP {os.environ.get('OMP_WAIT_POLICY', 'unset').lower()}"  # the process's own, read back
+        if os.environ.get("XLA_FLAGS") and candidate.partition(":")[0] in ("jax", "tensorflow"):
+            how += f", XLA_FLAGS {os.environ['XLA_FLAGS']}"
         macs = current.macs() if isinstance(current, KerasCandidate) else None
         return {"first epoch s": seconds, "how": how, "params": current.params, "samples": current.samples, "macs": macs,
                 "_current": current, "_data": data}
@@ -462,11 +472,13 @@ class Worker:
         import kcourse
 
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-        policy = settings(candidate.partition(":")[2])[1] if ":" in candidate else None
+        _, policy, xla = settings(candidate.partition(":")[2]) if ":" in candidate else (None, None, [])
         if policy is None and candidate.partition(":")[0] in REFERENCES and kcourse.OMP_POLICY_SET_HERE:
             policy = "unset"
         if policy is not None:
             env["OMP_WAIT_POLICY"] = policy.upper()
+        if xla:  # read by XLA when the backend starts, in the worker
+            env["XLA_FLAGS"] = " ".join([env.get("XLA_FLAGS", ""), *xla]).strip()
         with open(self.log, "w") as stderr:  # a file, not a pipe: a chatty backend cannot fill it and block
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "kcourse.benchmark", "--worker", candidate, "--threads", str(threads)],

@@ -116,16 +116,46 @@ def for_devices(x, y=None, val=None):
     return x, y, val
 
 
-def predict(model, x, batch_size=32):
-    """`model.predict` as NumPy; under a distribution the inputs are padded to a multiple of the devices, and cut back.
+def whole_batches(x, y=None, val=None, batch_size=32):
+    """The arrays cut to a whole number of batches (those smaller than one batch kept): every step the same shape.
 
-    Every prediction in kcourse goes through here, so that each lab runs under --distribute.
+    jax compiles a step once per input shape (tensorflow traces it again): a
+    last, partial batch compiles the training step a second time, and the
+    validation step too, seconds each on a CPU. `--quick` runs train on whole
+    batches (at most batch_size - 1 samples left out). Returns (x, y, val).
+    """
+    def cut(n):
+        return n if n is None or n < batch_size else n // batch_size * batch_size
+
+    n = _rows(x)
+    if n is not None:
+        x, y = _take(x, cut(n)), _take(y, cut(n))
+    if isinstance(val, tuple) and _rows(val[0]) is not None:
+        val = _take(val, cut(_rows(val[0])))
+    return x, y, val
+
+
+def predict(model, x, batch_size=32):
+    """`model.predict` as NumPy, the inputs padded (their last row repeated) and the outputs cut back.
+
+    Every prediction in kcourse goes through here, so that each lab runs under
+    --distribute: every batch is padded to a multiple of the devices. On jax
+    and tensorflow, which compile the step once per input shape, the rows are
+    also padded to a power of two up to the batch size, then to whole batches:
+    a model predicts in a few shapes, not one per size asked (at most twice the
+    rows computed).
     """
     n, devices = _rows(x), device_count()
     batch_size = -(-batch_size // devices) * devices  # every batch, the last one too, split over the devices
-    if n is None or n % devices == 0:
+    if n is None:
         return _numpy(model.predict(x, batch_size=batch_size, verbose=0))
-    pad = lambda a: np.concatenate([np.asarray(a), np.repeat(np.asarray(a)[-1:], -n % devices, axis=0)])  # noqa: E731
+    rows = -(-n // devices) * devices
+    if keras.backend.backend() in ("jax", "tensorflow") and n:
+        bucket = min(batch_size, 2 ** (n - 1).bit_length())
+        rows = -(-n // bucket) * -(-bucket // devices) * devices
+    if rows == n:
+        return _numpy(model.predict(x, batch_size=batch_size, verbose=0))
+    pad = lambda a: np.concatenate([np.asarray(a), np.repeat(np.asarray(a)[-1:], rows - n, axis=0)])  # noqa: E731
     padded = {k: pad(v) for k, v in x.items()} if isinstance(x, dict) else pad(x)
     return _take(_numpy(model.predict(padded, batch_size=batch_size, verbose=0)), n)
 

@@ -14,6 +14,9 @@ import kcourse
 from kcourse import benchmark, cli
 
 
+FLAG = "xla=xla_cpu_enable_fast_math=false"  # XLA's own default, named: one more flag in the candidate's XLA_FLAGS
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """One tiny benchmark (2 rounds of 2 steps) of this backend against native PyTorch, BENCHMARKS.md in a tmp copy."""
@@ -33,7 +36,7 @@ def tiny_run(tmp_path_factory):
                 "--threads", "1", "--out", str(root / "run")]
         rows = benchmark.main([*argv, "--update"])
         updated = md.read_text()
-        policies = benchmark.main(["--models", "tiny-transformer", "--backends", f"{backend}:omp=active", "--references",
+        policies = benchmark.main(["--models", "tiny-transformer", "--backends", f"{backend}:omp=active,{FLAG}", "--references",
                                    "native:omp=unset", "--rounds", "1", "--steps", "1", "--batch-size", "8", "--threads", "1",
                                    "--out", str(root / "run-without-update")])
         assert md.read_text() == updated  # without --update a checkout stays as it was
@@ -145,9 +148,10 @@ def test_profile_shows_where_an_epoch_goes(tmp_path, backend):
 
 
 def test_compile_settings_and_openmp_policies_are_parsed_and_checked():
-    assert benchmark.settings("plain") == ({}, None)
-    assert benchmark.settings("jit,spe=8") == ({"jit_compile": True, "steps_per_execution": 8}, None)
-    assert benchmark.settings("omp=active") == (None, "active")  # the labs' compile options, OpenMP's threads spinning
+    assert benchmark.settings("plain") == ({}, None, [])
+    assert benchmark.settings("jit,spe=8") == ({"jit_compile": True, "steps_per_execution": 8}, None, [])
+    assert benchmark.settings("omp=active") == (None, "active", [])  # the labs' compile options, OpenMP's threads spinning
+    assert benchmark.settings("xla=xla_cpu_enable_fast_math=true") == (None, None, ["--xla_cpu_enable_fast_math=true"])
     assert benchmark.candidate_name("tensorflow:spe=1,omp=unset") == "tensorflow:spe=1,omp=unset"
     with pytest.raises(cli.LabError, match="unknown candidate 'mxnet'"):
         benchmark.main(["--backends", "mxnet"])
@@ -157,11 +161,15 @@ def test_compile_settings_and_openmp_policies_are_parsed_and_checked():
         benchmark.main(["--references", "native:jit"])
 
 
-def test_each_candidate_runs_under_the_openmp_policy_it_names(tiny_run, backend):
-    """The policy is set in the candidate's own process before its framework starts, and read back there."""
+def test_each_candidate_runs_under_the_openmp_policy_and_xla_flags_it_names(tiny_run, backend):
+    """The policy and the flags are set in the candidate's own process before its framework starts, and read back there."""
     *_, policies = tiny_run
+    how = {row["candidate"]: row["runs as"] for row in policies}[f"kcourse {backend}:omp=active,{FLAG}"]
+    if backend == "torch":
+        assert how.endswith(", OpenMP active"), how  # no XLA on torch
+    else:
+        assert how.endswith(", OpenMP active, XLA_FLAGS --xla_cpu_enable_fast_math=false"), how
     how = {row["candidate"]: row["runs as"] for row in policies}
-    assert how[f"kcourse {backend}:omp=active"].endswith(", OpenMP active")
     assert how["native:omp=unset"] == "eager (the seed's loop), OpenMP unset"
 
 
