@@ -273,6 +273,12 @@ def augmentation(image_size, crop=True, flip="horizontal", rotation=0.0, zoom=0.
         steps.append(layers.RandomZoom(zoom, fill_mode="reflect", seed=seed + 3))
     if contrast:
         steps.append(layers.RandomContrast(contrast, value_range=(0, 255), seed=seed + 4))
+    if keras.backend.backend() == "jax":
+        # Keras flags its affine layers (translation, rotation, zoom) as not jittable on every backend, for
+        # TensorFlow's ImageProjectiveTransformV3, which has no XLA kernel; jit_compile="auto" then trains the whole
+        # model eagerly, op by op (the fine-tuning lab's ResNet18 on jax). On jax they compile.
+        for step in steps:
+            step.supports_jit = True
     return keras.Sequential(steps, name="augmentation")
 
 

@@ -288,6 +288,13 @@ def test_offline_run_says_what_it_could_not_have_and_keeps_the_frozen_backbone_b
     assert set(scores) == {"val accuracy", "macro F1"} and scores["val accuracy"] == run.rows[-1]["val accuracy"]
 
 
+def test_the_augmented_resnet_trains_compiled_on_jax(quick_run, backend):
+    """Keras flags RandomTranslation (the random crop) as not jittable on every backend, which made the whole model
+    train op by op on jax; kcourse.images.augmentation lets jax compile it (tensorflow keeps graph mode)."""
+    model = quick_run.run.fitted["scratch"].model
+    assert model.jit_compile is (backend == "jax")  # torch: Keras' "auto" is eager
+
+
 def test_the_slides_snippet_trains_nothing_and_freezing_the_backbone_alone_trains_the_head(quick_run):
     """004:25: `model.fc.requires_grad = True` after freezing every parameter leaves the new head frozen too."""
     found = quick_run.run.metrics["slide snippet"]
