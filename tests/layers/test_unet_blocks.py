@@ -89,12 +89,3 @@ def test_invalid_arguments_are_clear_errors():
         ConvBlock(4, norm="group")
     with pytest.raises(ValueError, match="received mode='nearest'"):
         UpBlock(4, mode="nearest")
-
-
-def test_the_upsampling_matmul_equals_the_transposed_convolution():
-    """UpBlock.upsample: one matmul per input pixel with Conv2DTranspose's own weights, the same numbers."""
-    up = UpBlock(4, mode="transpose", norm="none")
-    x = np.random.default_rng(0).normal(size=(2, 5, 6, 8)).astype("float32")
-    up(x, np.zeros((2, 10, 12, 3), "float32"))
-    up.up.bias.assign(np.arange(4, dtype="float32"))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(up.upsample(x)), keras.ops.convert_to_numpy(up.up(x)), atol=1e-5)
