@@ -167,7 +167,7 @@ def lab_parser(lab, doc, *, epochs=None, batch_size=None, learning_rate=None, qu
     where.add_argument("--out", type=Path, help="run folder to write, new or empty (default: runs/<lab>-<time>-<backend>)")
     where.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue an interrupted run from its last finished epoch, with its own options")
-    common.add_argument("--quick", action="store_true", help="smoke run in seconds: little data, few epochs, whole batches; an option given explicitly wins")
+    common.add_argument("--quick", action="store_true", help="smoke run in seconds: little data, few epochs, whole batches on jax and tensorflow; an option given explicitly wins")
     if trains:
         common.add_argument("--distribute", action="store_true",
                             help="data-parallel over every visible device (jax: keras.distribution.DataParallel)")

@@ -171,8 +171,8 @@ class Run:
 
         Returns a Fitted. With --resume, a variant the interrupted run finished
         is loaded from its `.keras` file instead of trained again. Under
-        --distribute, arrays are cut to a multiple of the devices (training.for_devices); under --quick,
-        to whole batches (training.whole_batches: each step compiles once).
+        --distribute, arrays are cut to a multiple of the devices (training.for_devices); under --quick, on
+        jax and tensorflow, to whole batches (training.whole_batches: each step compiles once).
         """
         import keras
 
@@ -190,8 +190,8 @@ class Run:
         set_seed(self.seed)  # the same initial weights and batches for every variant
         model = build()
         x, y = train if isinstance(train, tuple) else (train, None)
-        if self.config.get("quick"):  # one compiled step, not two (a partial last batch compiles again)
-            x, y, val = whole_batches(x, y, val, batch_size)
+        if self.config.get("quick") and keras.backend.backend() != "torch":  # one compiled step, not two (a partial
+            x, y, val = whole_batches(x, y, val, batch_size)  # last batch compiles again); torch compiles nothing
         x, y, val = for_devices(x, y, val)
         trainable = parameters.trainable(model)
         print(f"\n{name}: {trainable:,} trainable / {model.count_params() + frozen_params:,} parameters", flush=True)

@@ -121,8 +121,9 @@ def whole_batches(x, y=None, val=None, batch_size=32):
 
     jax compiles a step once per input shape (tensorflow traces it again): a
     last, partial batch compiles the training step a second time, and the
-    validation step too, seconds each on a CPU. `--quick` runs train on whole
-    batches (at most batch_size - 1 samples left out). Returns (x, y, val).
+    validation step too, seconds each on a CPU. `--quick` runs on jax and
+    tensorflow train on whole batches (at most batch_size - 1 samples left
+    out). Returns (x, y, val).
     """
     def cut(n):
         return n if n is None or n < batch_size else n // batch_size * batch_size
